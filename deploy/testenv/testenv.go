@@ -1,0 +1,81 @@
+// Package testenv gives integration tests the addresses of the real servers that
+// deploy/local/start.sh runs (it writes them to .data/env), and a unique
+// namespace per test so that tests sharing one broker, one ClickHouse and one
+// MinIO never see each other's data.
+//
+// When a server's variable is unset the test is skipped with the command that
+// starts it — unless AUDITLINE_REQUIRE_SERVERS=1 (set by .ci/run), in which case
+// the test fails: in CI a skipped integration test is a failed one.
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+)
+
+const startHint = "start the local stack: deploy/local/start.sh && source .data/env"
+
+func need(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v != "" {
+		return v
+	}
+	if os.Getenv("AUDITLINE_REQUIRE_SERVERS") == "1" {
+		t.Fatalf("%s is not set but AUDITLINE_REQUIRE_SERVERS=1: %s", name, startHint)
+	}
+	t.Skipf("%s not set; %s", name, startHint)
+	return ""
+}
+
+// Kafka returns the broker seed list of the real broker.
+func Kafka(t testing.TB) []string {
+	t.Helper()
+	return strings.Split(need(t, "AUDITLINE_KAFKA"), ",")
+}
+
+// ClickHouse returns host:port of the real ClickHouse native protocol.
+func ClickHouse(t testing.TB) string {
+	t.Helper()
+	return need(t, "AUDITLINE_CLICKHOUSE")
+}
+
+// S3Endpoint is an S3 server with credentials.
+type S3Endpoint struct {
+	Endpoint  string // host:port
+	Secure    bool
+	AccessKey string
+	SecretKey string
+	Bucket    string // the Object Lock bucket start.sh created
+}
+
+// S3 returns the real S3 server (MinIO) from AUDITLINE_S3 =
+// http://ACCESS:SECRET@host:port.
+func S3(t testing.TB) S3Endpoint {
+	t.Helper()
+	u, err := url.Parse(need(t, "AUDITLINE_S3"))
+	if err != nil || u.User == nil {
+		t.Fatalf("AUDITLINE_S3 must look like http://ACCESS:SECRET@host:port: %v", err)
+	}
+	secret, _ := u.User.Password()
+	return S3Endpoint{
+		Endpoint:  u.Host,
+		Secure:    u.Scheme == "https",
+		AccessKey: u.User.Username(),
+		SecretKey: secret,
+		Bucket:    os.Getenv("AUDITLINE_S3_BUCKET"),
+	}
+}
+
+// Name returns a short unique lowercase name for this test run (letters and
+// digits only), usable as a topic prefix, database or bucket name part.
+func Name(t testing.TB) string {
+	t.Helper()
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return "t" + hex.EncodeToString(b[:])
+}

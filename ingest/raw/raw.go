@@ -1,0 +1,130 @@
+// Package raw defines the raw envelope: how one source event travels from ingest
+// to the stages behind it. The Kafka record value is the source event's original
+// JSON bytes, unchanged — they are evidence, and every later stage hashes them
+// as they were received. Everything ingest learned about the event travels in
+// record headers, and the record key is the join key of DESIGN.md §2.
+//
+// Keys per topic:
+//
+//	raw.litellm, raw.gateway   request key (litellm_call_id, else trace_id, else id)
+//	raw.alerts                 budget entity ("<event_group>:<entity id>")
+//	raw.admin                  object id of the changed row
+//	dlq                        whatever the input would have had, or empty
+//
+// raw.litellm, raw.gateway and decisions must have the same partition count so
+// that one enrich worker sees every event of a request (co-partitioning).
+package raw
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header names carried on every raw record.
+const (
+	HeaderSource     = "auditline-source"      // a Source
+	HeaderFormat     = "auditline-format"      // a Format: the wire form of the body the event came in
+	HeaderReceivedAt = "auditline-received-at" // epoch milliseconds (decimal) when ingest read the body
+	HeaderEventID    = "auditline-event-id"    // stable id of the source event, for de-duplication
+	HeaderBatch      = "auditline-batch"       // "<body sha256 hex>/<index>": the HTTP body and position it came in
+	HeaderReason     = "auditline-dlq-reason"  // DLQ only: why the body could not be decoded
+)
+
+// Source names who sent an event.
+type Source string
+
+const (
+	SourceLiteLLM   Source = "litellm"   // generic_api callback: StandardLoggingPayload (or legacy v1 dict)
+	SourceAlert     Source = "alert"     // LiteLLM alerting webhook: WebhookEvent (budget)
+	SourceAdmin     Source = "admin"     // LiteLLM audit_log_callbacks: StandardAuditLogPayload
+	SourceGateway   Source = "gateway"   // security gateway / policy engine decision (schemas/gateway-event)
+	SourceOversight Source = "oversight" // human oversight: approval, override, escalation, review outcome
+)
+
+// Format names the wire form a body arrived in.
+type Format string
+
+const (
+	FormatJSONArray Format = "json_array" // generic_api default: one JSON array per flush
+	FormatNDJSON    Format = "ndjson"     // generic_api log_format: ndjson
+	FormatSingle    Format = "single"     // one JSON object per POST
+	FormatLegacyV1  Format = "legacy_v1"  // generic_api_use_v1: flat dict, every value a Python str()
+)
+
+// Topics holds the topic names for one deployment. Tests use a unique Prefix so
+// that they never see each other's data on a shared broker.
+type Topics struct {
+	Prefix string // default "auditline."
+}
+
+// DefaultTopics is the production naming.
+var DefaultTopics = Topics{Prefix: "auditline."}
+
+func (t Topics) RawLiteLLM() string { return t.Prefix + "raw.litellm" }
+func (t Topics) RawGateway() string { return t.Prefix + "raw.gateway" }
+func (t Topics) RawAlerts() string  { return t.Prefix + "raw.alerts" }
+func (t Topics) RawAdmin() string   { return t.Prefix + "raw.admin" }
+func (t Topics) DLQ() string        { return t.Prefix + "dlq" }
+func (t Topics) Decisions() string  { return t.Prefix + "decisions" }
+
+// ForSource returns the raw topic a source's events go to.
+func (t Topics) ForSource(s Source) string {
+	switch s {
+	case SourceLiteLLM:
+		return t.RawLiteLLM()
+	case SourceGateway, SourceOversight:
+		return t.RawGateway()
+	case SourceAlert:
+		return t.RawAlerts()
+	case SourceAdmin:
+		return t.RawAdmin()
+	}
+	return t.DLQ()
+}
+
+// Header returns the value of the first header named key, or "".
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// ReceivedAt returns the receive time stamped by ingest, falling back to the
+// record timestamp when the header is missing or malformed.
+func ReceivedAt(r *kgo.Record) time.Time {
+	if ms, err := strconv.ParseInt(Header(r, HeaderReceivedAt), 10, 64); err == nil {
+		return time.UnixMilli(ms).UTC()
+	}
+	return r.Timestamp.UTC()
+}
+
+// Event is one source event ready to be produced.
+type Event struct {
+	Source  Source
+	Format  Format
+	Key     string // join key, see the package doc
+	EventID string // stable id, see DESIGN.md §2
+	Value   []byte // the original bytes, unchanged
+}
+
+// Record builds the Kafka record for e, received at the given time, as element
+// index of the HTTP body whose SHA-256 is bodySum (hex).
+func (t Topics) Record(e Event, receivedAt time.Time, bodySum string, index int) *kgo.Record {
+	return &kgo.Record{
+		Topic: t.ForSource(e.Source),
+		Key:   []byte(e.Key),
+		Value: e.Value,
+		Headers: []kgo.RecordHeader{
+			{Key: HeaderSource, Value: []byte(e.Source)},
+			{Key: HeaderFormat, Value: []byte(e.Format)},
+			{Key: HeaderReceivedAt, Value: strconv.AppendInt(nil, receivedAt.UnixMilli(), 10)},
+			{Key: HeaderEventID, Value: []byte(e.EventID)},
+			{Key: HeaderBatch, Value: []byte(bodySum + "/" + strconv.Itoa(index))},
+		},
+	}
+}

@@ -1,0 +1,60 @@
+package topic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/ingest/raw"
+)
+
+// EnsureTopics creates auditline's topics if they are missing and checks that
+// the co-partitioned ones (raw.litellm, raw.gateway, decisions) have the same
+// partition count. It never changes an existing topic.
+func EnsureTopics(ctx context.Context, cfg Config, topics raw.Topics) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.clientID()))
+	if err != nil {
+		return fmt.Errorf("kafka admin: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	rf := int16(cfg.ReplicationFactor)
+	if rf == 0 {
+		rf = -1 // broker default
+	}
+	compacted := map[string]*string{}
+	all := []string{topics.RawLiteLLM(), topics.RawGateway(), topics.RawAlerts(), topics.RawAdmin(), topics.DLQ(), topics.Decisions()}
+	resp, err := adm.CreateTopics(ctx, int32(cfg.Partitions), rf, compacted, all...)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	details, err := adm.ListTopics(ctx, all...)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	want := -1
+	for _, name := range []string{topics.RawLiteLLM(), topics.RawGateway(), topics.Decisions()} {
+		d, ok := details[name]
+		if !ok || d.Err != nil {
+			return fmt.Errorf("topic %s not visible after create: %v", name, d.Err)
+		}
+		n := len(d.Partitions)
+		if want == -1 {
+			want = n
+		} else if n != want {
+			return fmt.Errorf("topics %s, %s and %s must have the same partition count (co-partitioning); %s has %d, want %d",
+				topics.RawLiteLLM(), topics.RawGateway(), topics.Decisions(), name, n, want)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package topic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Writer produces records with acks=all and an idempotent producer.
+type Writer struct {
+	cl *kgo.Client
+}
+
+// NewWriter connects a producer. Extra options are appended after ours (tests
+// use them to shorten timeouts).
+func NewWriter(cfg Config, opts ...kgo.Opt) (*Writer, error) {
+	base := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.clientID()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // also the default; stated because we rely on it
+		kgo.MaxBufferedBytes(cfg.MaxBufferBytes),
+		kgo.ProducerBatchMaxBytes(4 << 20),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 on the key, as Java clients: co-partitioning holds across languages
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka writer: %w", err)
+	}
+	return &Writer{cl: cl}, nil
+}
+
+// Produce returns nil only once every record is acknowledged by all in-sync
+// replicas. The records must not be modified until Produce returns. If ctx ends
+// first, Produce returns an error wrapping ctx.Err(); some records may still be
+// written afterwards, so a caller must not report them as accepted.
+func (w *Writer) Produce(ctx context.Context, recs ...*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := w.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			return fmt.Errorf("produce: %w (%w)", ctxErr, err)
+		}
+		return fmt.Errorf("produce: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that a broker answers a metadata request.
+func (w *Writer) Ping(ctx context.Context) error { return w.cl.Ping(ctx) }
+
+// Client exposes the underlying client for admin calls.
+func (w *Writer) Client() *kgo.Client { return w.cl }
+
+// Close flushes nothing further and closes the client. Call it after the last
+// Produce has returned.
+func (w *Writer) Close() { w.cl.Close() }
