@@ -1,0 +1,3 @@
+package main
+
+func newEnrichStage(cfg *Config, set settings) (stage, error) { return nil, errNotBuilt }

@@ -1,0 +1,75 @@
+package record
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFieldNamesUnique(t *testing.T) {
+	var check func(prefix string, fs []Field)
+	check = func(prefix string, fs []Field) {
+		seen := map[string]string{}
+		for _, f := range fs {
+			if prev, ok := seen[f.Name]; ok {
+				t.Errorf("%scolumn %q from both %s and %s", prefix, f.Name, prev, f.JSON)
+			}
+			seen[f.Name] = f.JSON
+			if f.Kind == KindStructList {
+				check(f.Name+".", f.Elem)
+			}
+		}
+	}
+	check("", Fields())
+}
+
+func TestID(t *testing.T) {
+	// printf 'auditline.decision.v1\0b980db26-9512-45cc-b1da-c511a363b83f' | sha256sum | cut -c1-32
+	if got, want := ID("b980db26-9512-45cc-b1da-c511a363b83f"), "c7bedbfbc094c6edbcb5a6ebfcf23484"; got != want {
+		t.Fatalf("ID = %q, want %s", got, want)
+	}
+	if ID("a") == ID("b") {
+		t.Fatal("distinct keys share an id")
+	}
+}
+
+func TestTimeJSON(t *testing.T) {
+	tm := TimeOf(time.Date(2025, 11, 22, 10, 41, 7, 512_900_000, time.UTC))
+	b, err := json.Marshal(tm)
+	if err != nil || string(b) != `"2025-11-22T10:41:07.512Z"` {
+		t.Fatalf("marshal = %s, %v", b, err)
+	}
+	var back Time
+	if err := json.Unmarshal(b, &back); err != nil || back != tm {
+		t.Fatalf("round trip = %v, %v", back, err)
+	}
+	if b, _ := json.Marshal(Time(0)); string(b) != "null" {
+		t.Fatalf("zero = %s", b)
+	}
+	if got := TimeFromSeconds(1763807445.118402); got.String() != "2025-11-22T10:30:45.118Z" {
+		t.Fatalf("TimeFromSeconds = %s", got)
+	}
+}
+
+func TestCanonicalIsJCS(t *testing.T) {
+	f := 12.5
+	d := Decision{SchemaVersion: SchemaVersion, RecordID: ID("k"), Version: 1, Completeness: Complete}
+	d.Budget.Key.Spend = &f
+	c, err := d.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(c)
+	if strings.Contains(s, " ") || strings.Contains(s, "\n") {
+		t.Fatalf("canonical bytes contain whitespace: %s", s)
+	}
+	// JCS sorts keys: "budget" precedes "completeness".
+	if strings.Index(s, `"budget"`) > strings.Index(s, `"completeness"`) {
+		t.Fatalf("keys not sorted: %s", s)
+	}
+	c2, _ := d.Canonical()
+	if string(c2) != s {
+		t.Fatal("canonical bytes differ between calls")
+	}
+}
