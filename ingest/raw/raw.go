@@ -30,6 +30,10 @@ const (
 	HeaderEventID    = "auditline-event-id"    // stable id of the source event, for de-duplication
 	HeaderBatch      = "auditline-batch"       // "<body sha256 hex>/<index>": the HTTP body and position it came in
 	HeaderReason     = "auditline-dlq-reason"  // DLQ only: why the body could not be decoded
+	// HeaderExplicitPartition marks a record whose Partition field was set by
+	// the producer (a control event fanned out to every partition) instead of
+	// derived from its key. Its value is the partition number.
+	HeaderExplicitPartition = "auditline-partition"
 )
 
 // Source names who sent an event.

@@ -240,3 +240,38 @@ func TestReadToEnd(t *testing.T) {
 		})
 	}
 }
+
+func TestExplicitPartition(t *testing.T) {
+	for name, brokers := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(brokers(t))
+			topics := raw.Topics{Prefix: testenv.Name(t) + "."}
+			ctx := context.Background()
+			if err := EnsureTopics(ctx, cfg, topics); err != nil {
+				t.Fatal(err)
+			}
+			w, err := NewWriter(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			var recs []*kgo.Record
+			for p := range int32(cfg.Partitions) {
+				recs = append(recs, &kgo.Record{Topic: topics.RawGateway(), Key: []byte("control"), Partition: p,
+					Headers: []kgo.RecordHeader{{Key: raw.HeaderExplicitPartition, Value: []byte(strconv.Itoa(int(p)))}}})
+			}
+			if err := w.Produce(ctx, recs...); err != nil {
+				t.Fatal(err)
+			}
+			got := map[int32]int{}
+			if err := ReadToEnd(ctx, cfg, topics.RawGateway(), nil, kgo.NewOffset().AtStart(), func(r *kgo.Record) error { got[r.Partition]++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			for p := range int32(cfg.Partitions) {
+				if got[p] != 1 {
+					t.Fatalf("partition %d has %d control records, want 1 (all: %v)", p, got[p], got)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/ingest/raw"
 )
 
 // Writer produces records with acks=all and an idempotent producer.
@@ -24,13 +26,47 @@ func NewWriter(cfg Config, opts ...kgo.Opt) (*Writer, error) {
 		kgo.ProducerBatchMaxBytes(4 << 20),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
 		kgo.ProducerLinger(0),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // murmur2 on the key, as Java clients: co-partitioning holds across languages
+		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka writer: %w", err)
 	}
 	return &Writer{cl: cl}, nil
+}
+
+// partitioner places a record by murmur2 of its key, as Java clients do (so
+// co-partitioning holds across languages), unless the record carries
+// raw.HeaderExplicitPartition: then its Partition field is used as is.
+type partitioner struct{ byKey kgo.Partitioner }
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return topicPartitioner{p.byKey.ForTopic(topic)}
+}
+
+type topicPartitioner struct{ byKey kgo.TopicPartitioner }
+
+func (p topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return explicit(r) || p.byKey.RequiresConsistency(r)
+}
+
+func (p topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if explicit(r) {
+		if int(r.Partition) < n && r.Partition >= 0 {
+			return int(r.Partition)
+		}
+		return 0 // out of range: never drop, land on partition 0
+	}
+	return p.byKey.Partition(r, n)
+}
+
+func explicit(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == raw.HeaderExplicitPartition {
+			return true
+		}
+	}
+	return false
 }
 
 // Produce returns nil only once every record is acknowledged by all in-sync
