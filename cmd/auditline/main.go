@@ -37,6 +37,7 @@ func commands() map[string]command {
 		"keys":         {"generate or show the archive signing key", runKeys},
 		"loadgen":      {"send realistic LiteLLM traffic to ingest", runLoadgen},
 		"config":       {"print the effective configuration (defaults + file + environment)", runConfig},
+		"passwd":       {"print an argon2id password hash (read from stdin) for dashboard.auth.users", runDashboardPasswd},
 	}
 }
 

@@ -1,0 +1,142 @@
+package query
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// where accumulates SQL conditions with positional parameters. Conditions are
+// constant strings from this package; only args carry user input.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return "1"
+	}
+	return strings.Join(w.conds, " AND ")
+}
+
+// teamExpr is how the dashboards name a team: its alias, else its id.
+const teamExpr = "if(team_alias != '', team_alias, team_id)"
+
+// build turns f into conditions. It refuses a filter without tenants.
+func (f Filter) build() (*where, error) {
+	w := &where{}
+	all := slices.Contains(f.Tenants, AllTenants)
+	switch {
+	case f.Tenant != "":
+		if !all && !slices.Contains(f.Tenants, f.Tenant) {
+			return nil, fmt.Errorf("%w: tenant %q is not among the filter's tenants", ErrNoTenant, f.Tenant)
+		}
+		w.add("tenant = ?", f.Tenant)
+	case all:
+	case len(f.Tenants) == 0:
+		return nil, ErrNoTenant
+	default:
+		w.add("tenant IN (?)", f.Tenants)
+	}
+	if !f.From.IsZero() {
+		w.add("start_time >= toDateTime(?)", unix(f.From))
+	}
+	if !f.To.IsZero() {
+		w.add("start_time < toDateTime(?)", unix(f.To))
+	}
+	if f.Team != "" {
+		w.add(teamExpr+" = ?", f.Team)
+	}
+	if f.Alias != "" {
+		w.add("requested_alias = ?", f.Alias)
+	}
+	if f.Provider != "" {
+		w.add("provider = ?", f.Provider)
+	}
+	if f.Reason != "" {
+		w.add("has(near_miss_reasons, ?)", f.Reason)
+	}
+	if f.Tier != "" {
+		w.add("risk_tier = ?", f.Tier)
+	}
+	switch f.Category {
+	case AnyCategory:
+	case Blocked:
+		w.add("outcome = 'blocked'")
+	case NearMiss:
+		w.add("near_miss = 1 AND outcome != 'blocked'")
+	case Flagged:
+		w.add("(near_miss = 1 OR outcome = 'blocked')")
+	default:
+		return nil, fmt.Errorf("query: unknown category %q", f.Category)
+	}
+	if f.Sampled {
+		w.add("sampled = 1")
+	}
+	if f.Sample != "" {
+		w.add("sample_reason = ?", f.Sample)
+	}
+	switch f.Review {
+	case AnyReview:
+	case Pending:
+		w.add("review_status = ''")
+	case Reviewed:
+		w.add("review_status != ''")
+	default:
+		w.add("review_status = ?", string(f.Review))
+	}
+	return w, nil
+}
+
+// unix returns t as seconds for toDateTime: DateTime is UInt32 seconds, and
+// passing a number avoids any time zone in the SQL text.
+func unix(t time.Time) int64 {
+	s := t.Unix()
+	if s < 0 {
+		return 0
+	}
+	if s > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return s
+}
+
+// steps are the bucket widths a trend may use, narrowest first.
+var steps = []time.Duration{
+	time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour,
+}
+
+// MaxBuckets is the most bars a trend draws.
+const MaxBuckets = 60
+
+// Step returns the narrowest bucket width that splits [from, to) into at
+// most MaxBuckets buckets.
+func Step(from, to time.Time) time.Duration {
+	span := to.Sub(from)
+	for _, s := range steps {
+		if span/s <= MaxBuckets {
+			return s
+		}
+	}
+	return steps[len(steps)-1]
+}
+
+// buckets returns the start of every bucket of width step covering [from, to),
+// aligned to multiples of step since the Unix epoch (as the SQL aligns them).
+func buckets(from, to time.Time, step time.Duration) []time.Time {
+	s := int64(step / time.Second)
+	first := from.Unix() / s * s
+	var out []time.Time
+	for t := first; t < to.Unix() && len(out) <= MaxBuckets+1; t += s {
+		out = append(out, time.Unix(t, 0).UTC())
+	}
+	return out
+}
