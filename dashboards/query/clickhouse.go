@@ -364,7 +364,7 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 			return nil
 		},
 		func() error {
-			q := "SELECT review_status AS k, count(), 0, 0, 0" + src + " AND sampled = 1 AND review_status != '' GROUP BY k ORDER BY 2 DESC, k"
+			q := "SELECT review_status AS k, count(), toUInt64(0), toUInt64(0), toUInt64(0)" + src + " AND sampled = 1 AND review_status != '' GROUP BY k ORDER BY 2 DESC, k"
 			return c.scanCounts(ctx, &page.Outcomes, q, w.args...)
 		},
 		func() error {

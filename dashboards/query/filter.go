@@ -43,7 +43,13 @@ func (f Filter) build() (*where, error) {
 	case len(f.Tenants) == 0:
 		return nil, ErrNoTenant
 	default:
-		w.add("tenant IN (?)", f.Tenants)
+		// One placeholder per tenant: IN keeps the primary-key index on
+		// tenant (has() would not), and the driver binds a slice as an array.
+		args := make([]any, len(f.Tenants))
+		for i, t := range f.Tenants {
+			args[i] = t
+		}
+		w.add("tenant IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ")+")", args...)
 	}
 	if !f.From.IsZero() {
 		w.add("start_time >= toDateTime(?)", unix(f.From))

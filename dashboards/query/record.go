@@ -157,6 +157,9 @@ func decodeList(values map[string]any, f record.Field, dst reflect.Value) bool {
 	if n < 0 {
 		return false
 	}
+	if n == 0 {
+		return true // an empty list reads back as nil, as encoding/json would leave it
+	}
 	list := reflect.MakeSlice(dst.Type(), n, n)
 	for _, e := range f.Elem {
 		arr, ok := values[f.Name+"."+e.Name]

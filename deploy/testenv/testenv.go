@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -78,4 +79,25 @@ func Name(t testing.TB) string {
 	var b [5]byte
 	_, _ = rand.Read(b[:])
 	return "t" + hex.EncodeToString(b[:])
+}
+
+// Chromium returns the path of a Chromium binary for browser tests: $CHROMIUM
+// when set, else chromium on $PATH (deploy/local/install.sh chromium). Gated
+// like the servers: skipped when absent, failed under AUDITLINE_REQUIRE_SERVERS=1.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const hint = "install it: deploy/local/install.sh chromium (or set CHROMIUM)"
+	if os.Getenv("AUDITLINE_REQUIRE_SERVERS") == "1" {
+		t.Fatalf("chromium not found but AUDITLINE_REQUIRE_SERVERS=1: %s", hint)
+	}
+	t.Skipf("chromium not found; %s", hint)
+	return ""
 }

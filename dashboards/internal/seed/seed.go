@@ -1,0 +1,331 @@
+// Package seed fills a ClickHouse test database with decision records for the
+// dashboards' integration tests, browser tests and page-load benchmark.
+//
+// Rows are written column by column from record.Fields(), the same walk the
+// store stage uses, so the seeded table has the production column names. When
+// the store package provides the schema (store.Migrate) the tests use it; the
+// DDL here mirrors its documented mapping and is only a fallback.
+package seed
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/auditline/auditline/enrich/record"
+)
+
+// Open connects to addr's database db (created if missing).
+func Open(ctx context.Context, addr, db string) (driver.Conn, error) {
+	admin, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Database: "default", Username: "default"}})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	defer admin.Close()
+	if err := admin.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+db+"`"); err != nil {
+		return nil, fmt.Errorf("create database %s: %w", db, err)
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Database: db, Username: "default"}, MaxOpenConns: 4})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	return conn, nil
+}
+
+// Drop removes the database.
+func Drop(ctx context.Context, conn driver.Conn, db string) error {
+	return conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`")
+}
+
+func chType(k record.Kind, nested bool) string {
+	switch k {
+	case record.KindString:
+		return "String"
+	case record.KindBool:
+		return "UInt8"
+	case record.KindInt32:
+		return "Int32"
+	case record.KindInt64:
+		return "Int64"
+	case record.KindUint32:
+		return "UInt32"
+	case record.KindFloat64:
+		return "Float64"
+	case record.KindNullFloat:
+		return "Nullable(Float64)"
+	case record.KindTime:
+		if nested {
+			return "Int64" // Unix ms inside Nested
+		}
+		return "DateTime"
+	case record.KindStrings:
+		return "Array(String)"
+	}
+	return "String"
+}
+
+// Schema returns the CREATE TABLE of the fallback schema: one column per
+// field (a top-level Time as DateTime plus "<name>_ms" UInt16), Nested for
+// lists, the row's decisions-topic position, ReplacingMergeTree(version)
+// ordered by (tenant, start_time, record_id).
+func Schema(db, table string) string {
+	var cols []string
+	for _, f := range record.Fields() {
+		switch f.Kind {
+		case record.KindStructList:
+			var sub []string
+			for _, e := range f.Elem {
+				sub = append(sub, "`"+e.Name+"` "+chType(e.Kind, true))
+			}
+			cols = append(cols, "`"+f.Name+"` Nested("+strings.Join(sub, ", ")+")")
+		case record.KindTime:
+			cols = append(cols, "`"+f.Name+"` DateTime", "`"+f.Name+"_ms` UInt16")
+		default:
+			cols = append(cols, "`"+f.Name+"` "+chType(f.Kind, false))
+		}
+	}
+	cols = append(cols, "`kafka_partition` Int32", "`kafka_offset` Int64")
+	return "CREATE TABLE IF NOT EXISTS `" + db + "`.`" + table + "` (\n  " + strings.Join(cols, ",\n  ") +
+		"\n) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(start_time) ORDER BY (tenant, start_time, record_id)"
+}
+
+// Positioned is a record version with its decisions-topic position.
+type Positioned struct {
+	D         record.Decision
+	Partition int32
+	Offset    int64
+}
+
+// Insert writes records in one batch.
+func Insert(ctx context.Context, conn driver.Conn, db, table string, recs []Positioned) error {
+	var names []string
+	type col struct {
+		f      record.Field
+		e      *record.Field
+		ms     bool
+		values reflect.Value
+	}
+	var cols []col
+	for _, f := range record.Fields() {
+		switch f.Kind {
+		case record.KindStructList:
+			for i := range f.Elem {
+				names = append(names, "`"+f.Name+"."+f.Elem[i].Name+"`")
+				cols = append(cols, col{f: f, e: &f.Elem[i]})
+			}
+		case record.KindTime:
+			names = append(names, "`"+f.Name+"`", "`"+f.Name+"_ms`")
+			cols = append(cols, col{f: f}, col{f: f, ms: true})
+		default:
+			names = append(names, "`"+f.Name+"`")
+			cols = append(cols, col{f: f})
+		}
+	}
+	names = append(names, "kafka_partition", "kafka_offset")
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`"+table+"` ("+strings.Join(names, ", ")+")")
+	if err != nil {
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+	row := make([]any, 0, len(names))
+	for i := range recs {
+		row = row[:0]
+		v := reflect.ValueOf(&recs[i].D).Elem()
+		for _, c := range cols {
+			switch {
+			case c.e != nil:
+				list := v.FieldByIndex(c.f.Index)
+				row = append(row, elemColumn(list, *c.e))
+			case c.f.Kind == record.KindTime:
+				t := v.FieldByIndex(c.f.Index).Interface().(record.Time)
+				if c.ms {
+					row = append(row, uint16(int64(t)%1000))
+				} else {
+					row = append(row, time.Unix(int64(t)/1000, 0))
+				}
+			default:
+				row = append(row, scalar(c.f.Kind, v.FieldByIndex(c.f.Index)))
+			}
+		}
+		row = append(row, recs[i].Partition, recs[i].Offset)
+		if err := batch.Append(row...); err != nil {
+			return fmt.Errorf("append %s: %w", recs[i].D.RecordID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	return nil
+}
+
+func scalar(k record.Kind, v reflect.Value) any {
+	switch k {
+	case record.KindBool:
+		if v.Bool() {
+			return uint8(1)
+		}
+		return uint8(0)
+	case record.KindTime:
+		return int64(v.Interface().(record.Time))
+	case record.KindStrings:
+		s, _ := v.Interface().([]string)
+		if s == nil {
+			s = []string{}
+		}
+		return s
+	}
+	return v.Interface()
+}
+
+func elemColumn(list reflect.Value, e record.Field) any {
+	n := list.Len()
+	var out reflect.Value
+	switch e.Kind {
+	case record.KindString:
+		out = reflect.ValueOf(make([]string, n))
+	case record.KindBool:
+		out = reflect.ValueOf(make([]uint8, n))
+	case record.KindInt32:
+		out = reflect.ValueOf(make([]int32, n))
+	case record.KindInt64, record.KindTime:
+		out = reflect.ValueOf(make([]int64, n))
+	case record.KindUint32:
+		out = reflect.ValueOf(make([]uint32, n))
+	case record.KindFloat64:
+		out = reflect.ValueOf(make([]float64, n))
+	case record.KindNullFloat:
+		out = reflect.ValueOf(make([]*float64, n))
+	case record.KindStrings:
+		out = reflect.ValueOf(make([][]string, n))
+	}
+	for i := range n {
+		out.Index(i).Set(reflect.ValueOf(scalar(e.Kind, list.Index(i).FieldByIndex(e.Index))))
+	}
+	return out.Interface()
+}
+
+// Options shape generated traffic.
+type Options struct {
+	Tenants []string  // default acme, globex
+	End     time.Time // newest start time
+	Span    time.Duration
+	Seed    uint64
+}
+
+var (
+	teams     = []string{"payments", "support", "search", "legal", "growth", "platform", "risk", "hr"}
+	aliases   = []string{"gpt-4o", "gpt-4o-mini", "claude-sonnet", "llama-70b", "embed-small"}
+	providers = []string{"openai", "azure", "anthropic", "bedrock", "vertex_ai"}
+	reasons   = []string{"guardrail_intervened", "policy_review", "policy_block", "budget_over_threshold", "budget_denied",
+		"fallback_after_429", "fallback_after_5xx", "retries", "risk_score_near_threshold", "rate_limited"}
+	tiers = []string{"high", "medium", "low"}
+)
+
+func f64(v float64) *float64 { return &v }
+
+// Generate returns n synthetic but realistic records: ~6% near misses, ~1.5%
+// blocked, risk tiers, baseline sampling and a few reviewed ones.
+func Generate(n int, o Options) []Positioned {
+	if len(o.Tenants) == 0 {
+		o.Tenants = []string{"acme", "globex"}
+	}
+	if o.Span == 0 {
+		o.Span = 30 * 24 * time.Hour
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
+	out := make([]Positioned, n)
+	endMS := o.End.UnixMilli()
+	for i := range out {
+		key := fmt.Sprintf("req-%d-%d", o.Seed, i)
+		start := endMS - rng.Int64N(o.Span.Milliseconds())
+		d := record.Decision{SchemaVersion: record.SchemaVersion, RecordID: record.ID(key), Version: 1, Completeness: record.Complete}
+		d.Request = record.Request{RequestKey: key, TraceID: "trace-" + key, CallID: key, CallType: "acompletion",
+			StartTime: record.Time(start), EndTime: record.Time(start + 300 + rng.Int64N(4000))}
+		d.Request.DurationMS = int64(d.Request.EndTime - d.Request.StartTime)
+		team := teams[rng.IntN(len(teams))]
+		d.Identity = record.Identity{KeyHash: fmt.Sprintf("%064x", rng.Uint64()), KeyAlias: team + "-key", UserID: fmt.Sprintf("user-%d", rng.IntN(400)),
+			TeamID: "team-" + team, TeamAlias: team, Tenant: o.Tenants[rng.IntN(len(o.Tenants))], Route: "/chat/completions"}
+		alias := aliases[rng.IntN(len(aliases))]
+		prov := providers[rng.IntN(len(providers))]
+		d.Routing = record.Routing{RequestedAlias: alias, ServedModelGroup: alias, ServedModel: alias, Provider: prov, AttemptCount: 1}
+		att := record.Attempt{EventID: key + "-a1", Status: "success", ModelGroup: alias, Model: alias, Provider: prov,
+			StartTime: d.Request.StartTime, EndTime: d.Request.EndTime, CostUSD: float64(rng.IntN(5000)) / 1e5, PromptTokens: int64(rng.IntN(2000)), CompletionTokens: int64(rng.IntN(800))}
+		d.Outcome = record.Outcome{Status: record.OutcomeSuccess, GuardrailStatus: "passed", CostUSD: att.CostUSD, PromptTokens: att.PromptTokens, CompletionTokens: att.CompletionTokens,
+			TotalTokens: att.PromptTokens + att.CompletionTokens}
+		d.Routing.Attempts = []record.Attempt{att}
+		d.Budget.Team = record.BudgetState{Spend: f64(float64(rng.IntN(900))), MaxBudget: f64(1000)}
+		d.Budget.Team.PctUsed = f64(*d.Budget.Team.Spend / 10)
+		d.Budget.MaxPctUsed = d.Budget.Team.PctUsed
+		d.Guardrails = []record.Guardrail{{Name: "presidio-pii", Provider: "presidio", Mode: "pre_call", Status: "passed", RawStatus: "success"}}
+		d.Content = record.Content{CapturePolicy: "hash", MessagesSHA256: fmt.Sprintf("%064x", rng.Uint64()), ResponseSHA256: fmt.Sprintf("%064x", rng.Uint64())}
+		d.Evidence = record.Evidence{Sources: []record.Source{{EventID: key + "-a1", Source: "litellm", SHA256: fmt.Sprintf("%064x", rng.Uint64()), Topic: "auditline.raw.litellm",
+			Partition: int32(i % 6), Offset: int64(i), ReceivedAt: d.Request.EndTime + 40}}, FirstReceivedAt: d.Request.EndTime + 40, LastReceivedAt: d.Request.EndTime + 40}
+		d.Risk = record.Risk{Tier: tiers[min(rng.IntN(10), 2)], SampleRate: 0.02}
+		switch roll := rng.IntN(1000); {
+		case roll < 15: // blocked
+			r := []string{"guardrail_intervened", "policy_block", "budget_denied", "rate_limited"}[rng.IntN(4)]
+			d.NearMiss = record.NearMiss{Flagged: true, Reasons: []string{r}}
+			d.Outcome.Status = record.OutcomeBlocked
+			d.Outcome.BlockedBy = map[string]string{"guardrail_intervened": "guardrail", "policy_block": "policy", "budget_denied": "budget", "rate_limited": "rate_limit"}[r]
+			if r == "guardrail_intervened" {
+				d.Guardrails[0].Status, d.Guardrails[0].RawStatus, d.Guardrails[0].MaskedEntityCount = "intervened", "guardrail_intervened", 2
+				d.Guardrails[0].MaskedEntities = []string{"EMAIL_ADDRESS=1", "PHONE_NUMBER=1"}
+				d.Outcome.GuardrailStatus = "intervened"
+			}
+			d.Risk.Tier = "high"
+		case roll < 75: // nearly blocked
+			k := 1 + rng.IntN(2)
+			set := map[string]bool{}
+			for range k {
+				set[reasons[[]int{1, 3, 5, 6, 7, 8}[rng.IntN(6)]]] = true
+			}
+			for r := range set {
+				d.NearMiss.Reasons = append(d.NearMiss.Reasons, r)
+			}
+			slices.Sort(d.NearMiss.Reasons)
+			d.NearMiss.Flagged = true
+			if set["fallback_after_429"] || set["fallback_after_5xx"] {
+				code := "429"
+				if set["fallback_after_5xx"] {
+					code = "503"
+				}
+				fail := att
+				fail.EventID, fail.Status, fail.ErrorCode, fail.ErrorClass, fail.Provider = key+"-a0", "failure", code, "RateLimitError", "azure"
+				fail.EndTime = fail.StartTime + 120
+				d.Routing.Attempts = []record.Attempt{fail, att}
+				d.Routing.FallbackUsed, d.Routing.AttemptCount = true, 2
+			}
+			if set["budget_over_threshold"] {
+				d.Budget.Team.Spend = f64(930 + float64(rng.IntN(60)))
+				d.Budget.Team.PctUsed = f64(*d.Budget.Team.Spend / 10)
+				d.Budget.MaxPctUsed = d.Budget.Team.PctUsed
+			}
+			if set["risk_score_near_threshold"] {
+				d.Guardrails[0].RiskScore = f64(0.78)
+			}
+			if d.Risk.Tier == "low" {
+				d.Risk.Tier = "medium"
+			}
+		}
+		if d.Risk.Tier == "high" {
+			d.Risk.SampleRate = 0.25
+		}
+		if rng.Float64() < d.Risk.SampleRate {
+			d.Risk.Sampled, d.Risk.SampleReason = true, "baseline"
+			if rng.IntN(3) == 0 {
+				o := []string{"approve", "approve", "flag", "escalate"}[rng.IntN(4)]
+				d.Oversight = []record.Oversight{{EventID: "dash-" + key, Kind: "review", Outcome: o, Reviewer: "seed-reviewer", Role: "reviewer",
+					Rationale: "seeded review", At: d.Request.EndTime + 3600000}}
+				d.Risk.ReviewStatus = o
+			}
+		}
+		out[i] = Positioned{D: d, Partition: int32(i % 6), Offset: int64(i / 6)}
+	}
+	return out
+}

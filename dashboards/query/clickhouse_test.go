@@ -1,0 +1,306 @@
+package query_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/auditline/auditline/dashboards/internal/seed"
+	"github.com/auditline/auditline/dashboards/query"
+	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/enrich/record"
+)
+
+// env is a seeded test database.
+type env struct {
+	ch   *query.ClickHouse
+	ins  func(recs []seed.Positioned)
+	recs []seed.Positioned
+	end  time.Time
+}
+
+func setup(t *testing.T, n int) env {
+	t.Helper()
+	addr := testenv.ClickHouse(t)
+	db := testenv.Name(t)
+	ctx := context.Background()
+	conn, err := seed.Open(ctx, addr, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = seed.Drop(context.Background(), conn, db); conn.Close() })
+	if err := conn.Exec(ctx, seed.Schema(db, query.DefaultTable)); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	recs := seed.Generate(n, seed.Options{End: end, Span: 7 * 24 * time.Hour, Seed: 1})
+	if err := seed.Insert(ctx, conn, db, query.DefaultTable, recs); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := query.Open(query.Config{Addr: []string{addr}, Database: db, Username: "default", Table: query.DefaultTable, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	ins := func(more []seed.Positioned) {
+		t.Helper()
+		if err := seed.Insert(ctx, conn, db, query.DefaultTable, more); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env{ch: ch, ins: ins, recs: recs, end: end}
+}
+
+// want computes the expected counts from the generated records.
+func count(recs []seed.Positioned, keep func(*record.Decision) bool) (total, flagged, blocked, near uint64) {
+	for i := range recs {
+		d := &recs[i].D
+		if !keep(d) {
+			continue
+		}
+		total++
+		b := d.Outcome.Status == record.OutcomeBlocked
+		if b {
+			blocked++
+		}
+		if d.NearMiss.Flagged || b {
+			flagged++
+		}
+		if d.NearMiss.Flagged && !b {
+			near++
+		}
+	}
+	return
+}
+
+func TestClickHouseQueries(t *testing.T) {
+	e := setup(t, 5000)
+	ctx := context.Background()
+	acme := query.Filter{Tenants: []string{"acme"}, From: e.end.Add(-8 * 24 * time.Hour), To: e.end.Add(time.Hour)}
+	isAcme := func(d *record.Decision) bool { return d.Identity.Tenant == "acme" }
+
+	t.Run("near-miss totals and breakdowns are exact and tenant-scoped", func(t *testing.T) {
+		p, err := e.ch.NearMiss(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total, flagged, blocked, near := count(e.recs, isAcme)
+		if p.Totals.Total != total || p.Totals.Flagged != flagged || p.Totals.Blocked != blocked || p.Totals.NearMiss != near {
+			t.Fatalf("totals %+v, want total %d flagged %d blocked %d near %d", p.Totals, total, flagged, blocked, near)
+		}
+		var sumB, sumN uint64
+		for _, pt := range p.Trend {
+			sumB += pt.Blocked
+			sumN += pt.NearMiss
+		}
+		if sumB != blocked || sumN != near {
+			t.Fatalf("trend sums blocked %d near %d, want %d %d", sumB, sumN, blocked, near)
+		}
+		if len(p.Trend) == 0 || len(p.Trend) > query.MaxBuckets+2 {
+			t.Fatalf("trend has %d buckets", len(p.Trend))
+		}
+		for _, c := range p.ByTeam {
+			tt, tf, _, _ := count(e.recs, func(d *record.Decision) bool { return isAcme(d) && d.Identity.TeamAlias == c.Key })
+			if c.Total != tt || c.Flagged != tf {
+				t.Errorf("team %s: %+v, want total %d flagged %d", c.Key, c, tt, tf)
+			}
+		}
+		if len(p.ByReason) == 0 || len(p.ByAlias) == 0 || len(p.ByProvider) == 0 || len(p.Reasons) == 0 {
+			t.Fatalf("empty breakdowns: %+v", p)
+		}
+	})
+
+	t.Run("tenant scoping", func(t *testing.T) {
+		_, err := e.ch.NearMiss(ctx, query.Filter{})
+		if !errors.Is(err, query.ErrNoTenant) {
+			t.Fatalf("no tenant: %v", err)
+		}
+		_, err = e.ch.Records(ctx, query.Filter{Tenants: []string{"acme"}, Tenant: "globex"}, query.Cursor{}, 10)
+		if !errors.Is(err, query.ErrNoTenant) {
+			t.Fatalf("tenant outside the list: %v", err)
+		}
+		var globexID string
+		for _, r := range e.recs {
+			if r.D.Identity.Tenant == "globex" {
+				globexID = r.D.RecordID
+				break
+			}
+		}
+		if _, err := e.ch.Record(ctx, query.Filter{Tenants: []string{"acme"}}, globexID, 0); !errors.Is(err, query.ErrNotFound) {
+			t.Fatalf("other tenant's record: %v", err)
+		}
+		if _, err := e.ch.Record(ctx, query.Filter{Tenants: []string{"*"}}, globexID, 0); err != nil {
+			t.Fatalf("all tenants: %v", err)
+		}
+	})
+
+	t.Run("injection attempts are values, not SQL", func(t *testing.T) {
+		for _, v := range []string{"x' OR 1=1 --", `\' OR 1=1`, "payments') OR ('1'='1"} {
+			f := acme
+			f.Team = v
+			p, err := e.ch.NearMiss(ctx, f)
+			if err != nil || p.Totals.Total != 0 {
+				t.Fatalf("team %q: total %d err %v", v, p.Totals.Total, err)
+			}
+			l, err := e.ch.Records(ctx, query.Filter{Tenants: []string{v}}, query.Cursor{}, 10)
+			if err != nil || len(l.Rows) != 0 {
+				t.Fatalf("tenant %q: %d rows err %v", v, len(l.Rows), err)
+			}
+		}
+	})
+
+	t.Run("keyset pages cover the list exactly once", func(t *testing.T) {
+		f := acme
+		f.Category = query.Flagged
+		_, flagged, _, _ := count(e.recs, isAcme)
+		seen := map[string]bool{}
+		var cur query.Cursor
+		for pages := 0; ; pages++ {
+			l, err := e.ch.Records(ctx, f, cur, 37)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range l.Rows {
+				if seen[r.RecordID] || r.Tenant != "acme" || !(r.NearMiss || r.Outcome == "blocked") {
+					t.Fatalf("row %+v (dup %v)", r, seen[r.RecordID])
+				}
+				seen[r.RecordID] = true
+			}
+			if l.Next.IsZero() {
+				break
+			}
+			cur = l.Next
+		}
+		if uint64(len(seen)) != flagged {
+			t.Fatalf("listed %d, want %d", len(seen), flagged)
+		}
+	})
+
+	t.Run("record round-trips through the table", func(t *testing.T) {
+		for _, i := range []int{0, 1, 2, 3} {
+			// Pick records with nested lists of every kind.
+			want := e.recs[i].D
+			for j := i; j < len(e.recs); j++ {
+				if len(e.recs[j].D.Routing.Attempts) == 2 || (i == 0 && e.recs[j].D.Oversight != nil) {
+					want = e.recs[j].D
+					break
+				}
+			}
+			d, err := e.ch.Record(ctx, query.Filter{Tenants: []string{"*"}}, want.RecordID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Missing) != 0 {
+				t.Errorf("missing columns: %v", d.Missing)
+			}
+			normalise(&want)
+			got, _ := json.Marshal(&d.Decision)
+			exp, _ := json.Marshal(&want)
+			if string(got) != string(exp) {
+				t.Fatalf("decoded record differs:\n got %s\nwant %s", got, exp)
+			}
+			if d.Partition < 0 || len(d.Versions) != 1 {
+				t.Fatalf("position %d/%d versions %+v", d.Partition, d.Offset, d.Versions)
+			}
+		}
+	})
+
+	t.Run("a new version replaces the old one in counts, lists and detail", func(t *testing.T) {
+		var v1 seed.Positioned
+		for _, r := range e.recs {
+			if isAcme(&r.D) && r.D.Risk.Sampled && r.D.Risk.ReviewStatus == "" && r.D.Outcome.Status == record.OutcomeBlocked {
+				v1 = r
+				break
+			}
+		}
+		if v1.D.RecordID == "" {
+			t.Skip("no pending sampled blocked record in the seed")
+		}
+		before, err := e.ch.NearMiss(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2 := v1
+		v2.D.Version, v2.D.Completeness = 2, record.Amended
+		v2.D.Oversight = []record.Oversight{{EventID: "dash-x", Kind: "review", Outcome: "flag", Reviewer: "rita", Role: "reviewer", Rationale: "why", At: record.Time(e.end.UnixMilli())}}
+		v2.D.Risk.ReviewStatus = "flag"
+		v2.Offset = 999999
+		e.ins([]seed.Positioned{v2})
+		after, err := e.ch.NearMiss(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Totals != before.Totals {
+			t.Fatalf("a second version changed the totals: %+v → %+v", before.Totals, after.Totals)
+		}
+		d, err := e.ch.Record(ctx, acme, v1.D.RecordID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Decision.Version != 2 || len(d.Versions) != 2 || d.Offset != 999999 || len(d.Decision.Oversight) != 1 || d.Decision.Oversight[0].Reviewer != "rita" {
+			t.Fatalf("latest: v%d versions %+v offset %d oversight %+v", d.Decision.Version, d.Versions, d.Offset, d.Decision.Oversight)
+		}
+		d1, err := e.ch.Record(ctx, acme, v1.D.RecordID, 1)
+		if err != nil || d1.Decision.Version != 1 || len(d1.Decision.Oversight) != 0 {
+			t.Fatalf("v1: %+v %v", d1.Decision.Version, err)
+		}
+		f := acme
+		f.Review = "flag"
+		l, err := e.ch.Records(ctx, f, query.Cursor{}, 500)
+		if err != nil || !slices.ContainsFunc(l.Rows, func(r query.Row) bool { return r.RecordID == v1.D.RecordID && r.Version == 2 }) {
+			t.Fatalf("flagged list misses v2: %v", err)
+		}
+		f.Review = query.Pending
+		f.Sampled = true
+		l, err = e.ch.Records(ctx, f, query.Cursor{}, 500)
+		if err != nil || slices.ContainsFunc(l.Rows, func(r query.Row) bool { return r.RecordID == v1.D.RecordID }) {
+			t.Fatalf("pending list still has the reviewed record: %v", err)
+		}
+	})
+
+	t.Run("sampling", func(t *testing.T) {
+		p, err := e.ch.Sampling(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sampled, reviewed uint64
+		for _, tr := range p.Tiers {
+			sampled += tr.Sampled
+			reviewed += tr.Reviewed
+		}
+		ws, _, _, _ := count(e.recs, func(d *record.Decision) bool { return isAcme(d) && d.Risk.Sampled })
+		wr, _, _, _ := count(e.recs, func(d *record.Decision) bool { return isAcme(d) && d.Risk.ReviewStatus != "" })
+		wr++ // the version added above
+		if sampled != ws || reviewed != wr || ws == 0 {
+			t.Fatalf("sampled %d reviewed %d, want %d %d", sampled, reviewed, ws, wr)
+		}
+		if !slices.IsSortedFunc(p.Tiers, func(a, b query.Tier) int {
+			if query.TierLess(a.Tier, b.Tier) {
+				return -1
+			}
+			return 1
+		}) {
+			t.Errorf("tiers not ordered: %+v", p.Tiers)
+		}
+		for _, r := range p.Queue {
+			if !r.Sampled || r.ReviewStatus != "" || r.Tenant != "acme" {
+				t.Fatalf("queue row %+v", r)
+			}
+		}
+		if uint64(len(p.Queue)) == 0 || uint64(len(p.Queue)) > ws-wr {
+			t.Fatalf("queue has %d rows, pending %d", len(p.Queue), ws-wr)
+		}
+	})
+}
+
+// normalise gives want the forms the table keeps: nil lists read back as
+// empty ones.
+func normalise(d *record.Decision) {
+	b, _ := json.Marshal(d)
+	var back record.Decision
+	_ = json.Unmarshal(b, &back)
+	*d = back
+}
