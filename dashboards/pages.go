@@ -160,7 +160,7 @@ func bucketLabel(t time.Time, step time.Duration) string {
 	case step >= 24*time.Hour:
 		return t.Format("Jan 02")
 	case step >= time.Hour:
-		return t.Format("02 15:04")
+		return t.Format("Jan 02 15:04")
 	}
 	return t.Format("15:04")
 }
@@ -531,6 +531,7 @@ type samplingPage struct {
 	basePage
 	Data      query.SamplingPage
 	Progress  template.HTML
+	TierChart template.HTML
 	Reviewed  uint64
 	Sampled   uint64
 	Done      string
@@ -560,6 +561,18 @@ func (s *Server) sampling(w http.ResponseWriter, r *http.Request) {
 		p.TierNames = append(p.TierNames, t.Tier)
 	}
 	p.Done = pct(p.Reviewed, p.Sampled)
+	tbars := make([]chart.Bar, 0, len(data.Tiers))
+	for _, t := range data.Tiers {
+		label := t.Tier
+		if label == "" {
+			label = "(none)"
+		}
+		tbars = append(tbars, chart.Bar{Label: label, Values: []float64{float64(t.Reviewed), float64(t.Sampled - min(t.Reviewed, t.Sampled))},
+			Href: v.Href("/records", "tier", t.Tier, "sampled", "1", "review", string(query.Pending)),
+			Note: fmt.Sprintf("%d of %d reviewed", t.Reviewed, t.Sampled)})
+	}
+	p.TierChart = chart.Bars{Label: "Review progress per risk tier", Series: []chart.Series{{Name: "reviewed", Color: chart.Palette[3]}, {Name: "pending", Color: chart.Palette[5]}},
+		Bars: tbars, Width: 520}.SVG()
 	cols := make([]chart.Column, 0, len(data.Progress))
 	for _, pt := range data.Progress {
 		from, to := pt.Start.Format(time.RFC3339), pt.Start.Add(data.Step).Format(time.RFC3339)

@@ -130,6 +130,13 @@ func niceMax(v float64) float64 {
 	return 10 * p
 }
 
+func axis(v float64) string {
+	if v >= 1e3 {
+		return Short(v)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
 // Short formats a count compactly: 950, 1.2k, 3.4M.
 func Short(v float64) string {
 	switch {
@@ -154,8 +161,23 @@ func (c Columns) SVG() template.HTML {
 	if h == 0 {
 		h = 240
 	}
-	const left, right, top, bottom = 48.0, 8.0, 22.0, 22.0
+	const left, right, bottom = 48.0, 36.0, 22.0
 	s := svg{Label: c.Label, Width: w, Height: h}
+	// Legend first: it wraps onto as many rows as it needs, and the plot
+	// starts below it.
+	lx, ly := left, 4.0
+	for j := range c.Series {
+		wd := 24 + 7*float64(len([]rune(c.Series[j].Name)))
+		if lx+wd > float64(w)-right && lx > left {
+			lx, ly = left, ly+16
+		}
+		s.Legend = append(s.Legend, legendItem{X: lx, Y: ly, Color: color(c.Series, j), Name: c.Series[j].Name})
+		lx += wd
+	}
+	top := ly + 22
+	if len(c.Series) == 0 {
+		top = 12
+	}
 	maxV := 0.0
 	for _, col := range c.Cols {
 		sum := 0.0
@@ -169,7 +191,7 @@ func (c Columns) SVG() template.HTML {
 	for i := 0; i <= 4; i++ {
 		y := top + plotH - plotH*float64(i)/4
 		s.Lines = append(s.Lines, line{left, y, float64(w) - right, y})
-		s.Texts = append(s.Texts, text{X: left - 4, Y: y + 4, Anchor: "end", Text: Short(top1 * float64(i) / 4), Class: "axis"})
+		s.Texts = append(s.Texts, text{X: left - 4, Y: y + 4, Anchor: "end", Text: axis(top1 * float64(i) / 4), Class: "axis"})
 	}
 	n := len(c.Cols)
 	if n == 0 {
@@ -198,11 +220,6 @@ func (c Columns) SVG() template.HTML {
 		if i%every == 0 {
 			s.Texts = append(s.Texts, text{X: round(x + barW/2), Y: float64(h) - 6, Anchor: "middle", Text: col.Label, Class: "axis"})
 		}
-	}
-	lx := left
-	for j := range c.Series {
-		s.Legend = append(s.Legend, legendItem{X: lx, Y: 4, Color: color(c.Series, j), Name: c.Series[j].Name})
-		lx += 24 + 7*float64(len(c.Series[j].Name))
 	}
 	return s.render()
 }

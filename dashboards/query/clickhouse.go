@@ -31,7 +31,7 @@ const (
 	DefaultTable   = "decision_records"
 	DefaultTimeout = 10 * time.Second
 	// QueuePerTier is how many pending records the sample queue shows per tier.
-	QueuePerTier = 25
+	QueuePerTier = 10
 	// TopN is how many rows a breakdown shows.
 	TopN = 15
 )
@@ -172,11 +172,13 @@ func (c *ClickHouse) NearMiss(ctx context.Context, f Filter) (NearMissPage, erro
 	secs := int64(step / time.Second)
 	page := NearMissPage{Step: step}
 	src := "FROM " + c.table + " FINAL WHERE " + w.sql()
-	counts := "count(), countIf(near_miss = 1 OR outcome = 'blocked'), countIf(outcome = 'blocked'), countIf(near_miss = 1 AND outcome != 'blocked')"
+	// Named columns: ClickHouse 18.16 has no positional ORDER BY (ORDER BY 2
+	// sorts by the constant 2).
+	counts := "count() AS total, countIf(near_miss = 1 OR outcome = 'blocked') AS flagged, countIf(outcome = 'blocked') AS blocked, countIf(near_miss = 1 AND outcome != 'blocked') AS near"
 
 	breakdown := func(expr string, out *[]Count) func() error {
 		return func() error {
-			q := "SELECT " + expr + " AS k, " + counts + " " + src + " GROUP BY k ORDER BY 3 DESC, 2 DESC, k LIMIT ?"
+			q := "SELECT " + expr + " AS k, " + counts + " " + src + " GROUP BY k ORDER BY flagged DESC, total DESC, k LIMIT ?"
 			return c.scanCounts(ctx, out, q, append(w.args, TopN)...)
 		}
 	}
@@ -239,7 +241,7 @@ func (c *ClickHouse) NearMiss(ctx context.Context, f Filter) (NearMissPage, erro
 		breakdown("provider", &page.ByProvider),
 		func() error {
 			q := "SELECT reason AS k, " + counts + " FROM " + c.table + " FINAL ARRAY JOIN near_miss_reasons AS reason WHERE " + w.sql() +
-				" GROUP BY k ORDER BY 2 DESC, k LIMIT ?"
+				" GROUP BY k ORDER BY total DESC, k LIMIT ?"
 			return c.scanCounts(ctx, &page.ByReason, q, append(w.args, TopN)...)
 		},
 	)
@@ -364,7 +366,7 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 			return nil
 		},
 		func() error {
-			q := "SELECT review_status AS k, count(), toUInt64(0), toUInt64(0), toUInt64(0)" + src + " AND sampled = 1 AND review_status != '' GROUP BY k ORDER BY 2 DESC, k"
+			q := "SELECT review_status AS k, count() AS total, toUInt64(0), toUInt64(0), toUInt64(0)" + src + " AND sampled = 1 AND review_status != '' GROUP BY k ORDER BY total DESC, k"
 			return c.scanCounts(ctx, &page.Outcomes, q, w.args...)
 		},
 		func() error {

@@ -9,6 +9,8 @@ package seed
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -227,6 +229,12 @@ var (
 	tiers = []string{"high", "medium", "low"}
 )
 
+// hash returns a SHA-256-looking hex string, deterministic per generator.
+func hash(key string, rng *rand.Rand) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s/%d", key, rng.Uint64()))
+	return hex.EncodeToString(h[:])
+}
+
 func f64(v float64) *float64 { return &v }
 
 // Generate returns n synthetic but realistic records: ~6% near misses, ~1.5%
@@ -249,7 +257,7 @@ func Generate(n int, o Options) []Positioned {
 			StartTime: record.Time(start), EndTime: record.Time(start + 300 + rng.Int64N(4000))}
 		d.Request.DurationMS = int64(d.Request.EndTime - d.Request.StartTime)
 		team := teams[rng.IntN(len(teams))]
-		d.Identity = record.Identity{KeyHash: fmt.Sprintf("%064x", rng.Uint64()), KeyAlias: team + "-key", UserID: fmt.Sprintf("user-%d", rng.IntN(400)),
+		d.Identity = record.Identity{KeyHash: hash(key, rng), KeyAlias: team + "-key", UserID: fmt.Sprintf("user-%d", rng.IntN(400)),
 			TeamID: "team-" + team, TeamAlias: team, Tenant: o.Tenants[rng.IntN(len(o.Tenants))], Route: "/chat/completions"}
 		alias := aliases[rng.IntN(len(aliases))]
 		prov := providers[rng.IntN(len(providers))]
@@ -263,8 +271,8 @@ func Generate(n int, o Options) []Positioned {
 		d.Budget.Team.PctUsed = f64(*d.Budget.Team.Spend / 10)
 		d.Budget.MaxPctUsed = d.Budget.Team.PctUsed
 		d.Guardrails = []record.Guardrail{{Name: "presidio-pii", Provider: "presidio", Mode: "pre_call", Status: "passed", RawStatus: "success"}}
-		d.Content = record.Content{CapturePolicy: "hash", MessagesSHA256: fmt.Sprintf("%064x", rng.Uint64()), ResponseSHA256: fmt.Sprintf("%064x", rng.Uint64())}
-		d.Evidence = record.Evidence{Sources: []record.Source{{EventID: key + "-a1", Source: "litellm", SHA256: fmt.Sprintf("%064x", rng.Uint64()), Topic: "auditline.raw.litellm",
+		d.Content = record.Content{CapturePolicy: "hash", MessagesSHA256: hash(key, rng), ResponseSHA256: hash(key, rng)}
+		d.Evidence = record.Evidence{Sources: []record.Source{{EventID: key + "-a1", Source: "litellm", SHA256: hash(key, rng), Topic: "auditline.raw.litellm",
 			Partition: int32(i % 6), Offset: int64(i), ReceivedAt: d.Request.EndTime + 40}}, FirstReceivedAt: d.Request.EndTime + 40, LastReceivedAt: d.Request.EndTime + 40}
 		d.Risk = record.Risk{Tier: tiers[min(rng.IntN(10), 2)], SampleRate: 0.02}
 		switch roll := rng.IntN(1000); {

@@ -1,0 +1,406 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/auditline/auditline/dashboards"
+	"github.com/auditline/auditline/dashboards/auth"
+	"github.com/auditline/auditline/dashboards/internal/seed"
+	"github.com/auditline/auditline/dashboards/oversight"
+	"github.com/auditline/auditline/dashboards/query"
+	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/enrich/record"
+)
+
+// backend is what stands behind the dashboard: a ClickHouse database with
+// records, and an ingest endpoint for oversight events.
+type backend struct {
+	ch          query.Config
+	ingestURL   string
+	ingestToken string
+	mode        string
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// shots saves numbered full-page screenshots under artifacts/screenshots.
+type shots struct {
+	t   *testing.T
+	dir string
+	n   int
+}
+
+func newShots(t *testing.T) *shots {
+	dir := os.Getenv("AUDITLINE_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(), "artifacts")
+	}
+	dir = filepath.Join(dir, "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &shots{t: t, dir: dir}
+}
+
+func (s *shots) take(ctx context.Context, name string) {
+	s.t.Helper()
+	s.n++
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 writes PNG
+	if err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(s.dir, fmt.Sprintf("%02d-%s.png", s.n, name))
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Logf("screenshot %s", path)
+}
+
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	exe := testenv.Chromium(t)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	if err := chromedp.Do(ctx); err != nil { // start the browser with no deadline
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// step runs actions with a deadline.
+func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func bodyText(t *testing.T, ctx context.Context) string {
+	return eval[string](t, ctx, "document.body.innerText")
+}
+
+func login(t *testing.T, ctx context.Context, base, user, pw string) {
+	t.Helper()
+	step(t, ctx, "login "+user,
+		chromedp.Navigate(base+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), user),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), pw),
+		chromedp.Click(chromedp.CSS(`.login button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`header .who`)),
+	)
+}
+
+func logout(t *testing.T, ctx context.Context) {
+	step(t, ctx, "logout", chromedp.Click(chromedp.CSS(`header .who button`)), chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)))
+}
+
+func bcryptHash(t *testing.T, pw string) string {
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// startDashboard runs the dashboard server in-process on a free port.
+func startDashboard(t *testing.T, b backend) string {
+	t.Helper()
+	cfg := dashboards.NewDefaultConfig()
+	cfg.CookieSecure = "never"
+	cfg.ClickHouse = b.ch
+	cfg.Ingest.URL, cfg.Ingest.Token = b.ingestURL, b.ingestToken
+	cfg.ArchiveBucket = "auditline-archive"
+	cfg.Auth.Users = []auth.UserConfig{
+		{Name: "anna", PasswordHash: bcryptHash(t, "anna-pw"), Role: "reviewer", Tenants: []string{"acme"}},
+		{Name: "ben", PasswordHash: bcryptHash(t, "ben-pw"), Role: "reviewer", Tenants: []string{"globex"}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := query.Open(b.ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	poster, err := dashboards.NewPoster(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := dashboards.New(cfg, dashboards.Settings{Registry: prometheus.NewRegistry()},
+		dashboards.Sources{NearMiss: ch, Records: ch, Record: ch, Sampling: ch, Events: poster, Pinger: ch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+func TestBrowser(t *testing.T) {
+	testenv.Chromium(t)
+	mode := os.Getenv("AUDITLINE_E2E_PIPELINE")
+	if mode == "" {
+		mode = "auto"
+	}
+	var b backend
+	switch mode {
+	case "real":
+		b = realPipeline(t, true)
+	case "auto":
+		b = realPipeline(t, false)
+		if b.mode == "" {
+			b = simulatedPipeline(t)
+		}
+	case "simulated":
+		b = simulatedPipeline(t)
+	default:
+		t.Fatalf("AUDITLINE_E2E_PIPELINE=%q, want real, simulated or auto", mode)
+	}
+	t.Logf("pipeline behind the review POST: %s", b.mode)
+	base := startDashboard(t, b)
+	ctx := browser(t)
+	sh := newShots(t)
+
+	// 1. Log in: an unauthenticated visit lands on the login page.
+	step(t, ctx, "open", chromedp.Navigate(base+"/near-miss?range=7d"), chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)))
+	sh.take(ctx, "login")
+	step(t, ctx, "log in as anna",
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "anna"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), "anna-pw"),
+		chromedp.Click(chromedp.CSS(`.login button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#trend svg`)),
+	)
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/near-miss?range=7d") {
+		t.Fatalf("after login at %s, want the page first asked for", loc)
+	}
+
+	// 2. The near-miss chart is populated.
+	bars := eval[int](t, ctx, `document.querySelectorAll('#trend svg a rect').length`)
+	if bars == 0 {
+		t.Fatalf("near-miss trend has no bars:\n%s", bodyText(t, ctx))
+	}
+	t.Logf("near-miss trend: %d bar segments", bars)
+	sh.take(ctx, "near-miss")
+
+	// 3. Drill down: a bar → its records → one record.
+	step(t, ctx, "click a bar",
+		chromedp.Click(chromedp.CSS(`#trend svg a:last-of-type rect`)),
+		chromedp.WaitVisible(chromedp.CSS(`table.records tbody tr td a`)),
+	)
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	if !strings.Contains(loc, "/records?") || !strings.Contains(loc, "category=") || !strings.Contains(loc, "from=") {
+		t.Fatalf("bar led to %s", loc)
+	}
+	sh.take(ctx, "records-from-bar")
+	step(t, ctx, "open a record",
+		chromedp.Click(chromedp.CSS(`table.records tbody tr td a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#attempts`)),
+	)
+	detail := bodyText(t, ctx)
+	for _, want := range []string{"Identity", "Budget at the call", "Guardrails", "Policy", "Human oversight", "Evidence", "Archive and proof", "auditline prove"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("record page lacks %q", want)
+		}
+	}
+	sh.take(ctx, "record")
+
+	// 4. Sampling: open a pending sampled record from the queue and review it.
+	step(t, ctx, "sampling page",
+		chromedp.Navigate(base+"/sampling?range=7d"),
+		chromedp.WaitVisible(chromedp.CSS(`#queue`)),
+	)
+	sh.take(ctx, "sampling")
+	if eval[int](t, ctx, `document.querySelectorAll('#queue tr.queue-row').length`) == 0 {
+		t.Fatalf("sample queue is empty:\n%s", bodyText(t, ctx))
+	}
+	step(t, ctx, "open from queue",
+		chromedp.Click(chromedp.CSS(`#queue tr.queue-row td a`)),
+		chromedp.WaitVisible(chromedp.CSS(`.review-form`)),
+	)
+	recordURL, _ := chromedp.Run(ctx, chromedp.Location())
+	recordURL, _, _ = strings.Cut(recordURL, "#")
+	rationale := fmt.Sprintf("browser test %d: prompt contains customer PII", time.Now().UnixNano())
+	step(t, ctx, "submit review",
+		chromedp.Click(chromedp.CSS(`.review-form input[value=flag]`)),
+		chromedp.SendKeys(chromedp.CSS(`.review-form textarea`), rationale),
+		chromedp.Click(chromedp.CSS(`.review-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#posted`)),
+	)
+	sh.take(ctx, "review-submitted")
+
+	// 5. The oversight entry appears once the pipeline has processed it.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		step(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#oversight`)))
+		if strings.Contains(eval[string](t, ctx, `document.querySelector('#oversight').innerText`), rationale) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the review did not appear on the record within 90 s (%s pipeline)", b.mode)
+		}
+		time.Sleep(time.Second)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#review-status').innerText`); !strings.Contains(got, "flag") {
+		t.Errorf("review status %q, want flag", got)
+	}
+	sh.take(ctx, "review-on-record")
+
+	// 6. Tenant isolation: globex's reviewer cannot reach acme's record, even
+	// by editing the URL.
+	logout(t, ctx)
+	login(t, ctx, base, "ben", "ben-pw")
+	for _, tc := range []struct{ url, want string }{
+		{recordURL, "No record"},
+		{recordURL + "?v=1", "No record"},
+		{base + "/records?tenant=acme", "cannot see tenant"},
+		{base + "/near-miss?tenant=acme", "cannot see tenant"},
+	} {
+		step(t, ctx, "visit "+tc.url, chromedp.Navigate(tc.url), chromedp.WaitVisible(chromedp.CSS(`main`)))
+		if txt := bodyText(t, ctx); !strings.Contains(txt, tc.want) || strings.Contains(txt, rationale) {
+			t.Errorf("%s as ben: want %q, got:\n%s", tc.url, tc.want, txt)
+		}
+	}
+	step(t, ctx, "ben's own record", chromedp.Navigate(recordURL), chromedp.WaitVisible(chromedp.CSS(`main`)))
+	sh.take(ctx, "tenant-b-denied")
+	step(t, ctx, "ben's list", chromedp.Navigate(base+"/records?range=7d"), chromedp.WaitVisible(chromedp.CSS(`table.records`)))
+	if strings.Contains(bodyText(t, ctx), "\tacme\t") {
+		t.Errorf("ben's record list shows an acme record")
+	}
+}
+
+// simulatedPipeline seeds ClickHouse and stands in for ingest → enrich →
+// store: it accepts the oversight POST as ingest would, then writes the next
+// version of the record with the oversight entry, as enrich and store would.
+func simulatedPipeline(t *testing.T) backend {
+	t.Helper()
+	addr := testenv.ClickHouse(t)
+	db := testenv.Name(t)
+	ctx := context.Background()
+	conn, err := seed.Open(ctx, addr, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = seed.Drop(context.Background(), conn, db); conn.Close() })
+	if err := conn.Exec(ctx, seed.Schema(db, query.DefaultTable)); err != nil {
+		t.Fatal(err)
+	}
+	recs := seed.Generate(20000, seed.Options{End: time.Now(), Span: 7 * 24 * time.Hour, Seed: 7})
+	if err := seed.Insert(ctx, conn, db, query.DefaultTable, recs); err != nil {
+		t.Fatal(err)
+	}
+	chCfg := query.Config{Addr: []string{addr}, Database: db, Username: "default", Table: query.DefaultTable, Timeout: 20 * time.Second}
+	reader, err := query.Open(chCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reader.Close() })
+
+	const token = "oversight-token"
+	var mu sync.Mutex
+	offset := int64(1 << 40)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/oversight", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		var ev oversight.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || ev.Schema != oversight.Schema || ev.EventID == "" || ev.Reviewer.ID == "" ||
+			(ev.Kind != oversight.KindSamplingControl && (ev.RequestKey == "" || ev.Outcome == "" || ev.DecisionRef == nil)) {
+			http.Error(w, "invalid oversight event", http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		if ev.Kind != oversight.KindReview {
+			return
+		}
+		go func() {
+			time.Sleep(1500 * time.Millisecond) // the pipeline takes a moment
+			d, err := reader.Record(context.Background(), query.Filter{Tenants: []string{query.AllTenants}}, record.ID(ev.RequestKey), 0)
+			if err != nil {
+				t.Errorf("simulated enrich: %v", err)
+				return
+			}
+			dec := d.Decision
+			dec.Version++
+			dec.Completeness = record.Amended
+			dec.Oversight = append(dec.Oversight, record.Oversight{EventID: ev.EventID, Kind: ev.Kind, Outcome: ev.Outcome, Reviewer: ev.Reviewer.ID,
+				Role: ev.Reviewer.Role, Rationale: ev.Rationale, At: record.TimeOf(ev.OccurredAt)})
+			dec.Risk.ReviewStatus = ev.Outcome
+			mu.Lock()
+			offset++
+			p := seed.Positioned{D: dec, Partition: d.Partition, Offset: offset}
+			mu.Unlock()
+			if err := seed.Insert(context.Background(), conn, db, query.DefaultTable, []seed.Positioned{p}); err != nil {
+				t.Errorf("simulated store: %v", err)
+			}
+		}()
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return backend{ch: chCfg, ingestURL: "http://" + ln.Addr().String() + "/v1/oversight", ingestToken: token, mode: "simulated (ingest/enrich/store stand-in)"}
+}
+
+// realPipeline runs the auditline binary's ingest, enrich and store stages.
+// It returns a zero backend when they are not built yet (unless required).
+func realPipeline(t *testing.T, required bool) backend {
+	t.Helper()
+	if required {
+		t.Fatal("AUDITLINE_E2E_PIPELINE=real: the ingest, enrich and store stages are not built yet")
+	}
+	return backend{}
+}
