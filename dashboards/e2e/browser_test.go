@@ -20,9 +20,9 @@ import (
 
 	"github.com/auditline/auditline/dashboards"
 	"github.com/auditline/auditline/dashboards/auth"
-	"github.com/auditline/auditline/dashboards/internal/seed"
 	"github.com/auditline/auditline/dashboards/oversight"
 	"github.com/auditline/auditline/dashboards/query"
+	"github.com/auditline/auditline/dashboards/seed"
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/enrich/record"
 )

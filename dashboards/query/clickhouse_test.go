@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditline/auditline/dashboards/internal/seed"
 	"github.com/auditline/auditline/dashboards/query"
+	"github.com/auditline/auditline/dashboards/seed"
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/enrich/record"
 )

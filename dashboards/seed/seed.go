@@ -41,6 +41,17 @@ func Open(ctx context.Context, addr, db string) (driver.Conn, error) {
 	return conn, nil
 }
 
+// Table is the decision records table.
+const Table = "decision_records"
+
+// CreateSchema creates the decision records table in db.
+func CreateSchema(ctx context.Context, conn driver.Conn, db string) error {
+	if err := conn.Exec(ctx, Schema(db, Table)); err != nil {
+		return fmt.Errorf("create %s.%s: %w", db, Table, err)
+	}
+	return nil
+}
+
 // Drop removes the database.
 func Drop(ctx context.Context, conn driver.Conn, db string) error {
 	return conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`")
@@ -63,20 +74,18 @@ func chType(k record.Kind, nested bool) string {
 	case record.KindNullFloat:
 		return "Nullable(Float64)"
 	case record.KindTime:
-		if nested {
-			return "Int64" // Unix ms inside Nested
-		}
-		return "DateTime"
+		return "DateTime('UTC')"
 	case record.KindStrings:
 		return "Array(String)"
 	}
 	return "String"
 }
 
-// Schema returns the CREATE TABLE of the fallback schema: one column per
-// field (a top-level Time as DateTime plus "<name>_ms" UInt16), Nested for
-// lists, the row's decisions-topic position, ReplacingMergeTree(version)
-// ordered by (tenant, start_time, record_id).
+// Schema returns the CREATE TABLE of the fallback schema, the store's
+// mapping (store/schema.go): one column per field, a Time as DateTime('UTC')
+// plus "<name>_ms" Int64 Unix milliseconds, Nested for lists, the row's
+// decisions-topic position, ReplacingMergeTree(version) partitioned by month
+// and ordered by (tenant, start_time, record_id).
 func Schema(db, table string) string {
 	var cols []string
 	for _, f := range record.Fields() {
@@ -85,15 +94,18 @@ func Schema(db, table string) string {
 			var sub []string
 			for _, e := range f.Elem {
 				sub = append(sub, "`"+e.Name+"` "+chType(e.Kind, true))
+				if e.Kind == record.KindTime {
+					sub = append(sub, "`"+e.Name+"_ms` Int64")
+				}
 			}
 			cols = append(cols, "`"+f.Name+"` Nested("+strings.Join(sub, ", ")+")")
 		case record.KindTime:
-			cols = append(cols, "`"+f.Name+"` DateTime", "`"+f.Name+"_ms` UInt16")
+			cols = append(cols, "`"+f.Name+"` DateTime('UTC')", "`"+f.Name+"_ms` Int64")
 		default:
 			cols = append(cols, "`"+f.Name+"` "+chType(f.Kind, false))
 		}
 	}
-	cols = append(cols, "`kafka_partition` Int32", "`kafka_offset` Int64")
+	cols = append(cols, "`kafka_topic` String", "`kafka_partition` Int32", "`kafka_offset` Int64")
 	return "CREATE TABLE IF NOT EXISTS `" + db + "`.`" + table + "` (\n  " + strings.Join(cols, ",\n  ") +
 		"\n) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(start_time) ORDER BY (tenant, start_time, record_id)"
 }
@@ -109,10 +121,9 @@ type Positioned struct {
 func Insert(ctx context.Context, conn driver.Conn, db, table string, recs []Positioned) error {
 	var names []string
 	type col struct {
-		f      record.Field
-		e      *record.Field
-		ms     bool
-		values reflect.Value
+		f  record.Field
+		e  *record.Field
+		ms bool
 	}
 	var cols []col
 	for _, f := range record.Fields() {
@@ -121,6 +132,10 @@ func Insert(ctx context.Context, conn driver.Conn, db, table string, recs []Posi
 			for i := range f.Elem {
 				names = append(names, "`"+f.Name+"."+f.Elem[i].Name+"`")
 				cols = append(cols, col{f: f, e: &f.Elem[i]})
+				if f.Elem[i].Kind == record.KindTime {
+					names = append(names, "`"+f.Name+"."+f.Elem[i].Name+"_ms`")
+					cols = append(cols, col{f: f, e: &f.Elem[i], ms: true})
+				}
 			}
 		case record.KindTime:
 			names = append(names, "`"+f.Name+"`", "`"+f.Name+"_ms`")
@@ -130,7 +145,7 @@ func Insert(ctx context.Context, conn driver.Conn, db, table string, recs []Posi
 			cols = append(cols, col{f: f})
 		}
 	}
-	names = append(names, "kafka_partition", "kafka_offset")
+	names = append(names, "kafka_topic", "kafka_partition", "kafka_offset")
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`"+table+"` ("+strings.Join(names, ", ")+")")
 	if err != nil {
 		return fmt.Errorf("prepare insert: %w", err)
@@ -143,19 +158,19 @@ func Insert(ctx context.Context, conn driver.Conn, db, table string, recs []Posi
 			switch {
 			case c.e != nil:
 				list := v.FieldByIndex(c.f.Index)
-				row = append(row, elemColumn(list, *c.e))
+				row = append(row, elemColumn(list, *c.e, c.ms))
 			case c.f.Kind == record.KindTime:
 				t := v.FieldByIndex(c.f.Index).Interface().(record.Time)
 				if c.ms {
-					row = append(row, uint16(int64(t)%1000))
+					row = append(row, int64(t))
 				} else {
-					row = append(row, time.Unix(int64(t)/1000, 0))
+					row = append(row, time.Unix(int64(t)/1000, 0).UTC())
 				}
 			default:
 				row = append(row, scalar(c.f.Kind, v.FieldByIndex(c.f.Index)))
 			}
 		}
-		row = append(row, recs[i].Partition, recs[i].Offset)
+		row = append(row, "auditline.decisions", recs[i].Partition, recs[i].Offset)
 		if err := batch.Append(row...); err != nil {
 			return fmt.Errorf("append %s: %w", recs[i].D.RecordID, err)
 		}
@@ -185,9 +200,16 @@ func scalar(k record.Kind, v reflect.Value) any {
 	return v.Interface()
 }
 
-func elemColumn(list reflect.Value, e record.Field) any {
+func elemColumn(list reflect.Value, e record.Field, ms bool) any {
 	n := list.Len()
 	var out reflect.Value
+	if e.Kind == record.KindTime && !ms {
+		ts := make([]time.Time, n)
+		for i := range n {
+			ts[i] = time.Unix(list.Index(i).FieldByIndex(e.Index).Int()/1000, 0).UTC()
+		}
+		return ts
+	}
 	switch e.Kind {
 	case record.KindString:
 		out = reflect.ValueOf(make([]string, n))
