@@ -1,24 +1,138 @@
 package store
 
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Defaults for Config, named so that docs and tests can refer to them.
+const (
+	DefaultDatabase      = "auditline"
+	DefaultGroup         = "auditline-store"
+	DefaultBatchRows     = 10_000
+	DefaultBatchBytes    = 32 << 20
+	DefaultLinger        = time.Second
+	DefaultRetryMin      = 200 * time.Millisecond
+	DefaultRetryMax      = 30 * time.Second
+	DefaultInsertTimeout = 60 * time.Second
+	DefaultRawBodyMax    = 1 << 20
+)
+
 // Config is the store stage's YAML section ("store").
 type Config struct {
 	ClickHouse ClickHouseConfig `yaml:"clickhouse"`
-	// Group is the Kafka consumer group.
+	// Group is the Kafka consumer group of the decisions reader. Each raw
+	// topic is read by its own group, "<group>-<topic without prefix>" (e.g.
+	// auditline-store-raw.litellm), so a backlog on one never delays another.
 	Group string `yaml:"group"`
+	// RawEvents turns on the raw_events table: every source event from the raw
+	// topics and the DLQ, with its original bytes (see RawBodyMax).
+	RawEvents bool `yaml:"raw_events"`
+	// RawBodyMax is the largest original body stored inline in raw_events; a
+	// larger one keeps its SHA-256, size and Kafka position (a pointer that
+	// `auditline` tools and the archive resolve) and an empty body. 0 keeps
+	// every body.
+	RawBodyMax int `yaml:"raw_body_max"`
+	// BatchRows is the most rows one INSERT carries, and the alignment of
+	// batch boundaries: a batch never spans two windows of BatchRows offsets
+	// ([k·n, (k+1)·n)), so a replay cuts the same batches.
+	BatchRows int `yaml:"batch_rows"`
+	// BatchBytes cuts a batch early once its messages reach this many bytes.
+	BatchBytes int `yaml:"batch_bytes"`
+	// Linger is how long a partial batch waits for more messages before it is
+	// inserted anyway: the upper bound of the store's added latency.
+	Linger time.Duration `yaml:"linger"`
+	// RetryMin and RetryMax bound the exponential backoff (with jitter) between
+	// attempts of a failed insert. Retries never stop while the stage runs:
+	// a batch is either inserted or left uncommitted for the next run.
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
+	// InsertTimeout bounds one INSERT attempt (a hung server counts as down).
+	InsertTimeout time.Duration `yaml:"insert_timeout"`
 }
 
-// ClickHouseConfig is how to reach ClickHouse (native protocol).
+// ClickHouseConfig is how to reach ClickHouse (native protocol: the HTTP
+// protocol of clickhouse-go does not work with 18.16).
 type ClickHouseConfig struct {
 	Addr     []string `yaml:"addr"` // host:port of the native protocol; env AUDITLINE_CLICKHOUSE
 	Database string   `yaml:"database"`
 	Username string   `yaml:"username"`
 	Password string   `yaml:"password"`
+	// DialTimeout bounds connecting; 0 means 5 s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
 }
 
 // NewDefaultConfig returns the defaults.
 func NewDefaultConfig() Config {
-	return Config{ClickHouse: ClickHouseConfig{Addr: []string{"127.0.0.1:9000"}, Database: "auditline", Username: "default"}, Group: "auditline-store"}
+	return Config{
+		ClickHouse: ClickHouseConfig{
+			Addr:        []string{"127.0.0.1:9000"},
+			Database:    DefaultDatabase,
+			Username:    "default",
+			DialTimeout: 5 * time.Second,
+		},
+		Group:         DefaultGroup,
+		RawEvents:     true,
+		RawBodyMax:    DefaultRawBodyMax,
+		BatchRows:     DefaultBatchRows,
+		BatchBytes:    DefaultBatchBytes,
+		Linger:        DefaultLinger,
+		RetryMin:      DefaultRetryMin,
+		RetryMax:      DefaultRetryMax,
+		InsertTimeout: DefaultInsertTimeout,
+	}
 }
 
+var (
+	identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	hostPort   = regexp.MustCompile(`^[^:\s]+:[0-9]+$`)
+)
+
 // Validate reports every problem, each prefixed with its YAML key.
-func (c *Config) Validate() error { return nil }
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.ClickHouse.Addr) == 0 {
+		add("store.clickhouse.addr: at least one host:port is required (the native protocol, e.g. 127.0.0.1:9000)")
+	}
+	for _, a := range c.ClickHouse.Addr {
+		if !hostPort.MatchString(a) {
+			add("store.clickhouse.addr: %q is not host:port", a)
+		}
+	}
+	if !identifier.MatchString(c.ClickHouse.Database) {
+		add("store.clickhouse.database: %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", c.ClickHouse.Database)
+	}
+	if c.ClickHouse.DialTimeout < 0 {
+		add("store.clickhouse.dial_timeout: %s, want >= 0", c.ClickHouse.DialTimeout)
+	}
+	if c.Group == "" {
+		add("store.group: must not be empty (default %q)", DefaultGroup)
+	}
+	if c.RawBodyMax < 0 {
+		add("store.raw_body_max: %d, want >= 0 (0 keeps every body)", c.RawBodyMax)
+	}
+	// 1,048,576 is ClickHouse's max_insert_block_size: a larger INSERT is
+	// split into several blocks and stops being atomic.
+	if c.BatchRows < 1 || c.BatchRows > 1<<20 {
+		add("store.batch_rows: %d, want 1 to 1048576 (one INSERT block)", c.BatchRows)
+	}
+	if c.BatchBytes < 1<<10 {
+		add("store.batch_bytes: %d, want at least 1024", c.BatchBytes)
+	}
+	if c.Linger <= 0 {
+		add("store.linger: %s, want > 0", c.Linger)
+	}
+	if c.RetryMin <= 0 {
+		add("store.retry_min: %s, want > 0", c.RetryMin)
+	}
+	if c.RetryMax < c.RetryMin {
+		add("store.retry_max: %s, want >= store.retry_min (%s)", c.RetryMax, c.RetryMin)
+	}
+	if c.InsertTimeout <= 0 {
+		add("store.insert_timeout: %s, want > 0", c.InsertTimeout)
+	}
+	return errors.Join(errs...)
+}

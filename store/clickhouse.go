@@ -1,0 +1,159 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Open returns a connection pool to ClickHouse over the native protocol. It
+// dials lazily: an unreachable server is reported by the first query.
+func Open(cfg ClickHouseConfig) (driver.Conn, error) {
+	dial := cfg.DialTimeout
+	if dial == 0 {
+		dial = 5 * time.Second
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Protocol:        clickhouse.Native,
+		Addr:            cfg.Addr,
+		Auth:            clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
+		DialTimeout:     dial,
+		MaxOpenConns:    16,
+		MaxIdleConns:    8,
+		ConnMaxLifetime: time.Hour,
+		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		ReadTimeout:     5 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	return conn, nil
+}
+
+// Detect returns the server's version.
+func Detect(ctx context.Context, conn driver.Conn) (Server, error) {
+	var v string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
+		return Server{}, fmt.Errorf("clickhouse version: %w", err)
+	}
+	return ParseServer(v)
+}
+
+// permanentCodes are ClickHouse error codes that no retry can fix: the schema
+// or the credentials are wrong, or we sent something the table cannot take.
+// Every other server error, and every network error, is retried.
+var permanentCodes = map[int32]string{
+	8:   "THERE_IS_NO_COLUMN",
+	10:  "NOT_FOUND_COLUMN_IN_BLOCK",
+	16:  "NO_SUCH_COLUMN_IN_TABLE",
+	20:  "NUMBER_OF_COLUMNS_DOESNT_MATCH",
+	44:  "ILLEGAL_COLUMN",
+	47:  "UNKNOWN_IDENTIFIER",
+	53:  "TYPE_MISMATCH",
+	60:  "UNKNOWN_TABLE",
+	62:  "SYNTAX_ERROR",
+	70:  "CANNOT_CONVERT_TYPE",
+	81:  "UNKNOWN_DATABASE",
+	115: "UNKNOWN_SETTING",
+	164: "READONLY",
+	192: "UNKNOWN_USER",
+	193: "WRONG_PASSWORD",
+	497: "ACCESS_DENIED",
+	516: "AUTHENTICATION_FAILED",
+}
+
+// PermanentError is an insert failure that retrying cannot fix. It stops the
+// store stage (an operator must run `auditline migrate` or fix credentials);
+// nothing at or after the batch is committed, so nothing is lost.
+type PermanentError struct {
+	Table string
+	Err   error
+}
+
+func (e *PermanentError) Error() string {
+	return fmt.Sprintf("insert into %s: %v (permanent: fix the schema or credentials, e.g. run 'auditline migrate')", e.Table, e.Err)
+}
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// classify names an insert error for metrics, and says whether it is
+// permanent.
+func classify(err error) (class string, permanent bool) {
+	var ea errAppend
+	if errors.As(err, &ea) {
+		return "append", true
+	}
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		if name, ok := permanentCodes[ex.Code]; ok {
+			return strings.ToLower(name), true
+		}
+		return fmt.Sprintf("code_%d", ex.Code), false
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout", false
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout", false
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused", false
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection_lost", false
+	}
+	return "other", false
+}
+
+// errAppend marks a failure to append our own columns to a batch: a bug
+// between the derived schema and the server's table, never transient.
+type errAppend struct{ err error }
+
+func (e errAppend) Error() string { return e.err.Error() }
+func (e errAppend) Unwrap() error { return e.err }
+
+// insert sends one INSERT with the given columns. token, when non-empty, is
+// sent as insert_deduplication_token.
+func insert(ctx context.Context, conn driver.Conn, db, table string, cols []string, values []any, token string) error {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = quote(c)
+	}
+	if token != "" {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
+	}
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+quote(db)+"."+quote(table)+" ("+strings.Join(q, ", ")+")")
+	if err != nil {
+		return fmt.Errorf("prepare insert into %s: %w", table, err)
+	}
+	defer b.Abort() //nolint:errcheck // a no-op once sent
+	for i, v := range values {
+		if err := b.Column(i).Append(v); err != nil {
+			return errAppend{fmt.Errorf("append column %s of %s: %w", cols[i], table, err)}
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// progress returns the highest Kafka offset of topic/partition that
+// store_progress records as inserted, and false when it records none.
+func progress(ctx context.Context, conn driver.Conn, db, topic string, partition int32) (int64, bool, error) {
+	var n uint64
+	var last int64
+	err := conn.QueryRow(ctx, "SELECT count(), max(max_offset) FROM "+quote(db)+"."+quote(TableProgress)+
+		" WHERE topic = ? AND partition = ?", topic, partition).Scan(&n, &last)
+	if err != nil {
+		return 0, false, fmt.Errorf("read store_progress: %w", err)
+	}
+	return last, n > 0, nil
+}

@@ -1,0 +1,549 @@
+CREATE DATABASE IF NOT EXISTS `auditline`;
+
+CREATE TABLE IF NOT EXISTS `auditline`.`schema_migrations`
+(
+    `version` UInt32,
+    `name` String,
+    `checksum` String,
+    `applied_at` DateTime('UTC') DEFAULT now()
+)
+ENGINE = MergeTree
+ORDER BY (version, name);
+
+CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
+(
+    `schema_version` Int64 COMMENT 'schema_version',
+    `record_id` String COMMENT 'record_id',
+    `version` UInt32 COMMENT 'version',
+    `completeness` String COMMENT 'completeness',
+    `request_key` String COMMENT 'request.request_key',
+    `trace_id` String COMMENT 'request.trace_id',
+    `call_id` String COMMENT 'request.call_id',
+    `call_type` String COMMENT 'request.call_type',
+    `stream` UInt8 COMMENT 'request.stream',
+    `start_time` DateTime('UTC') COMMENT 'request.start_time',
+    `start_time_ms` Int64 COMMENT 'request.start_time (Unix ms)',
+    `end_time` DateTime('UTC') COMMENT 'request.end_time',
+    `end_time_ms` Int64 COMMENT 'request.end_time (Unix ms)',
+    `duration_ms` Int64 COMMENT 'request.duration_ms',
+    `key_hash` String COMMENT 'identity.key_hash',
+    `key_alias` String COMMENT 'identity.key_alias',
+    `user_id` String COMMENT 'identity.user_id',
+    `user_email` String COMMENT 'identity.user_email',
+    `team_id` String COMMENT 'identity.team_id',
+    `team_alias` String COMMENT 'identity.team_alias',
+    `org_id` String COMMENT 'identity.org_id',
+    `org_alias` String COMMENT 'identity.org_alias',
+    `project_id` String COMMENT 'identity.project_id',
+    `end_user` String COMMENT 'identity.end_user',
+    `requester_ip` String COMMENT 'identity.requester_ip',
+    `user_agent` String COMMENT 'identity.user_agent',
+    `route` String COMMENT 'identity.route',
+    `subject` String COMMENT 'identity.subject',
+    `tenant` String COMMENT 'identity.tenant',
+    `roles` Array(String) COMMENT 'identity.roles',
+    `tags` Array(String) COMMENT 'identity.tags',
+    `requested_alias` String COMMENT 'routing.requested_alias',
+    `served_model_group` String COMMENT 'routing.served_model_group',
+    `served_model` String COMMENT 'routing.served_model',
+    `deployment_id` String COMMENT 'routing.deployment_id',
+    `provider` String COMMENT 'routing.provider',
+    `api_base` String COMMENT 'routing.api_base',
+    `provider_model` String COMMENT 'routing.provider_model',
+    `fallback_used` UInt8 COMMENT 'routing.fallback_used',
+    `retry_count` Int32 COMMENT 'routing.retry_count',
+    `attempt_count` Int32 COMMENT 'routing.attempt_count',
+    `attempts` Nested
+    (
+        `event_id` String,
+        `status` String,
+        `model_group` String,
+        `model` String,
+        `deployment_id` String,
+        `provider` String,
+        `api_base` String,
+        `error_code` String,
+        `error_class` String,
+        `error_message` String,
+        `start_time` DateTime('UTC'),
+        `start_time_ms` Int64,
+        `end_time` DateTime('UTC'),
+        `end_time_ms` Int64,
+        `cost_usd` Float64,
+        `prompt_tokens` Int64,
+        `completion_tokens` Int64,
+        `cache_hit` UInt8
+    ),
+    `budget_key_spend` Nullable(Float64) COMMENT 'budget.key.spend',
+    `budget_key_max_budget` Nullable(Float64) COMMENT 'budget.key.max_budget',
+    `budget_key_pct_used` Nullable(Float64) COMMENT 'budget.key.pct_used',
+    `budget_key_reset_at` String COMMENT 'budget.key.reset_at',
+    `budget_user_spend` Nullable(Float64) COMMENT 'budget.user.spend',
+    `budget_user_max_budget` Nullable(Float64) COMMENT 'budget.user.max_budget',
+    `budget_user_pct_used` Nullable(Float64) COMMENT 'budget.user.pct_used',
+    `budget_user_reset_at` String COMMENT 'budget.user.reset_at',
+    `budget_team_spend` Nullable(Float64) COMMENT 'budget.team.spend',
+    `budget_team_max_budget` Nullable(Float64) COMMENT 'budget.team.max_budget',
+    `budget_team_pct_used` Nullable(Float64) COMMENT 'budget.team.pct_used',
+    `budget_team_reset_at` String COMMENT 'budget.team.reset_at',
+    `budget_end_user_spend` Nullable(Float64) COMMENT 'budget.end_user.spend',
+    `budget_end_user_max_budget` Nullable(Float64) COMMENT 'budget.end_user.max_budget',
+    `budget_end_user_pct_used` Nullable(Float64) COMMENT 'budget.end_user.pct_used',
+    `budget_end_user_reset_at` String COMMENT 'budget.end_user.reset_at',
+    `budget_max_pct_used` Nullable(Float64) COMMENT 'budget.max_pct_used',
+    `budget_alerts` Nested
+    (
+        `event_id` String,
+        `entity_type` String,
+        `entity_id` String,
+        `event` String,
+        `spend` Nullable(Float64),
+        `max_budget` Nullable(Float64),
+        `received_at` DateTime('UTC'),
+        `received_at_ms` Int64
+    ),
+    `budget_denied` UInt8 COMMENT 'budget.denial.denied',
+    `budget_denial_entity_type` String COMMENT 'budget.denial.entity_type',
+    `budget_denial_entity_id` String COMMENT 'budget.denial.entity_id',
+    `budget_denial_limit` Nullable(Float64) COMMENT 'budget.denial.limit',
+    `budget_denial_spend` Nullable(Float64) COMMENT 'budget.denial.spend',
+    `guardrails` Nested
+    (
+        `name` String,
+        `provider` String,
+        `mode` String,
+        `status` String,
+        `raw_status` String,
+        `action` String,
+        `masked_entity_count` Int64,
+        `masked_entities` Array(String),
+        `risk_score` Nullable(Float64),
+        `categories` Array(String)
+    ),
+    `policy_decision` String COMMENT 'policy.decision',
+    `policy_id` String COMMENT 'policy.id',
+    `policy_version` String COMMENT 'policy.version',
+    `policy_data_classes` Array(String) COMMENT 'policy.data_classes',
+    `policy_decisions` Nested
+    (
+        `event_id` String,
+        `gateway` String,
+        `policy_id` String,
+        `version` String,
+        `decision` String,
+        `reason` String,
+        `data_classes` Array(String),
+        `at` DateTime('UTC'),
+        `at_ms` Int64
+    ),
+    `oversight` Nested
+    (
+        `event_id` String,
+        `kind` String,
+        `outcome` String,
+        `reviewer` String,
+        `role` String,
+        `rationale` String,
+        `at` DateTime('UTC'),
+        `at_ms` Int64
+    ),
+    `outcome` String COMMENT 'outcome.status',
+    `blocked_by` String COMMENT 'outcome.blocked_by',
+    `error_code` String COMMENT 'outcome.error_code',
+    `error_class` String COMMENT 'outcome.error_class',
+    `error_message` String COMMENT 'outcome.error_message',
+    `guardrail_status` String COMMENT 'outcome.guardrail_status',
+    `cost_usd` Float64 COMMENT 'outcome.cost_usd',
+    `prompt_tokens` Int64 COMMENT 'outcome.prompt_tokens',
+    `completion_tokens` Int64 COMMENT 'outcome.completion_tokens',
+    `total_tokens` Int64 COMMENT 'outcome.total_tokens',
+    `cache_hit` UInt8 COMMENT 'outcome.cache_hit',
+    `saved_cost_usd` Float64 COMMENT 'outcome.saved_cost_usd',
+    `capture_policy` String COMMENT 'content.capture_policy',
+    `messages_sha256` String COMMENT 'content.messages_sha256',
+    `response_sha256` String COMMENT 'content.response_sha256',
+    `messages` String COMMENT 'content.messages',
+    `response` String COMMENT 'content.response',
+    `near_miss` UInt8 COMMENT 'near_miss.flagged',
+    `near_miss_reasons` Array(String) COMMENT 'near_miss.reasons',
+    `risk_tier` String COMMENT 'risk.tier',
+    `risk_reasons` Array(String) COMMENT 'risk.reasons',
+    `sampled` UInt8 COMMENT 'risk.sampled',
+    `sample_reason` String COMMENT 'risk.sample_reason',
+    `sample_rate` Float64 COMMENT 'risk.sample_rate',
+    `review_status` String COMMENT 'risk.review_status',
+    `sources` Nested
+    (
+        `event_id` String,
+        `source` String,
+        `sha256` String,
+        `topic` String,
+        `partition` Int32,
+        `offset` Int64,
+        `received_at` DateTime('UTC'),
+        `received_at_ms` Int64
+    ),
+    `first_received_at` DateTime('UTC') COMMENT 'evidence.first_received_at',
+    `first_received_at_ms` Int64 COMMENT 'evidence.first_received_at (Unix ms)',
+    `last_received_at` DateTime('UTC') COMMENT 'evidence.last_received_at',
+    `last_received_at_ms` Int64 COMMENT 'evidence.last_received_at (Unix ms)',
+    `kafka_topic` String COMMENT 'decisions topic the row was read from',
+    `kafka_partition` Int32 COMMENT 'its Kafka partition',
+    `kafka_offset` Int64 COMMENT 'its Kafka offset',
+    `inserted_at` DateTime('UTC') DEFAULT now() COMMENT 'when the store inserted the row'
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(start_time)
+ORDER BY (tenant, start_time, record_id)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS `auditline`.`raw_events`
+(
+    `topic` String COMMENT 'raw topic (or the DLQ)',
+    `partition` Int32 COMMENT 'Kafka partition',
+    `offset` Int64 COMMENT 'Kafka offset',
+    `key` String COMMENT 'Kafka key: request key, budget entity or object id',
+    `source` String COMMENT 'header auditline-source: litellm, gateway, oversight, alert, admin',
+    `format` String COMMENT 'header auditline-format: json_array, ndjson, single, legacy_v1',
+    `event_id` String COMMENT 'header auditline-event-id',
+    `batch` String COMMENT 'header auditline-batch: <body sha256>/<index>',
+    `dlq_reason` String COMMENT 'header auditline-dlq-reason (DLQ only)',
+    `received_at` DateTime('UTC') COMMENT 'when ingest read the body (header auditline-received-at, else the record timestamp)',
+    `received_at_ms` Int64 COMMENT 'received_at in Unix ms',
+    `kafka_timestamp_ms` Int64 COMMENT 'Kafka record timestamp, Unix ms',
+    `sha256` String COMMENT 'SHA-256 (hex) of the original bytes',
+    `size` UInt32 COMMENT 'length of the original bytes',
+    `body` String COMMENT 'the original bytes, unchanged; empty when larger than store.raw_body_max',
+    `body_stored` UInt8 COMMENT '1 when body holds the original bytes',
+    `headers` Nested
+    (
+        `key` String,
+        `value` String
+    ),
+    `inserted_at` DateTime('UTC') DEFAULT now()
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (key, topic, partition, offset)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS `auditline`.`rejected_records`
+(
+    `topic` String,
+    `partition` Int32,
+    `offset` Int64,
+    `key` String,
+    `kafka_timestamp_ms` Int64,
+    `reason` String COMMENT 'why the value could not become a row',
+    `value` String COMMENT 'the Kafka value, unchanged',
+    `inserted_at` DateTime('UTC') DEFAULT now()
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(toDateTime(intDiv(kafka_timestamp_ms, 1000), 'UTC'))
+ORDER BY (topic, partition, offset)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS `auditline`.`store_progress`
+(
+    `topic` String,
+    `partition` Int32,
+    `min_offset` Int64,
+    `max_offset` Int64,
+    `rows` UInt64,
+    `inserted_at` DateTime('UTC')
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (topic, partition, max_offset);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `auditline`.`decision_records_progress_mv` TO `auditline`.`store_progress` AS
+SELECT
+    `kafka_topic` AS topic,
+    `kafka_partition` AS partition,
+    min(`kafka_offset`) AS min_offset,
+    max(`kafka_offset`) AS max_offset,
+    count() AS rows,
+    now() AS inserted_at
+FROM `auditline`.`decision_records`
+GROUP BY `kafka_topic`, `kafka_partition`;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `auditline`.`raw_events_progress_mv` TO `auditline`.`store_progress` AS
+SELECT
+    `topic` AS topic,
+    `partition` AS partition,
+    min(`offset`) AS min_offset,
+    max(`offset`) AS max_offset,
+    count() AS rows,
+    now() AS inserted_at
+FROM `auditline`.`raw_events`
+GROUP BY `topic`, `partition`;
+
+CREATE TABLE IF NOT EXISTS `auditline`.`decision_versions`
+(
+    `record_id` String,
+    `version` UInt32,
+    `tenant` String,
+    `start_time` DateTime('UTC'),
+    `kafka_partition` Int32,
+    `kafka_offset` Int64
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (record_id, version);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `auditline`.`decision_versions_mv` TO `auditline`.`decision_versions` AS
+SELECT record_id, version, tenant, start_time, kafka_partition, kafka_offset
+FROM `auditline`.`decision_records`;
+
+DROP TABLE IF EXISTS `auditline`.`decision_records_latest`;
+
+CREATE VIEW `auditline`.`decision_records_latest` AS
+SELECT *
+FROM `auditline`.decision_records FINAL
+WHERE record_id NOT IN (SELECT record_id FROM `auditline`.decision_versions WHERE version > 1)
+   OR (record_id, version) IN (SELECT record_id, max(version) FROM `auditline`.decision_versions WHERE version > 1 GROUP BY record_id);
+
+DROP TABLE IF EXISTS `auditline`.`decision_attempts`;
+
+CREATE VIEW `auditline`.`decision_attempts` AS
+SELECT
+    tenant,
+    start_time,
+    record_id,
+    version,
+    if(team_alias != '', team_alias, team_id) AS team,
+    requested_alias,
+    provider AS served_provider,
+    outcome,
+    e_num AS attempt_number,
+    e.`event_id` AS attempt_event_id,
+    e.`status` AS attempt_status,
+    e.`model_group` AS attempt_model_group,
+    e.`model` AS attempt_model,
+    e.`deployment_id` AS attempt_deployment_id,
+    e.`provider` AS attempt_provider,
+    e.`api_base` AS attempt_api_base,
+    e.`error_code` AS attempt_error_code,
+    e.`error_class` AS attempt_error_class,
+    e.`error_message` AS attempt_error_message,
+    e.`start_time` AS attempt_start_time,
+    e.`start_time_ms` AS attempt_start_time_ms,
+    e.`end_time` AS attempt_end_time,
+    e.`end_time_ms` AS attempt_end_time_ms,
+    e.`cost_usd` AS attempt_cost_usd,
+    e.`prompt_tokens` AS attempt_prompt_tokens,
+    e.`completion_tokens` AS attempt_completion_tokens,
+    e.`cache_hit` AS attempt_cache_hit
+FROM `auditline`.decision_records_latest
+ARRAY JOIN attempts AS e, arrayEnumerate(attempts.event_id) AS e_num;
+
+DROP TABLE IF EXISTS `auditline`.`decision_guardrails`;
+
+CREATE VIEW `auditline`.`decision_guardrails` AS
+SELECT
+    tenant,
+    start_time,
+    record_id,
+    version,
+    if(team_alias != '', team_alias, team_id) AS team,
+    requested_alias,
+    provider AS served_provider,
+    outcome,
+    e_num AS guardrail_number,
+    e.`name` AS guardrail_name,
+    e.`provider` AS guardrail_provider,
+    e.`mode` AS guardrail_mode,
+    e.`status` AS guardrail_status,
+    e.`raw_status` AS guardrail_raw_status,
+    e.`action` AS guardrail_action,
+    e.`masked_entity_count` AS guardrail_masked_entity_count,
+    e.`masked_entities` AS guardrail_masked_entities,
+    e.`risk_score` AS guardrail_risk_score,
+    e.`categories` AS guardrail_categories
+FROM `auditline`.decision_records_latest
+ARRAY JOIN guardrails AS e, arrayEnumerate(guardrails.name) AS e_num;
+
+DROP TABLE IF EXISTS `auditline`.`near_misses_daily`;
+
+CREATE VIEW `auditline`.`near_misses_daily` AS
+SELECT
+    toDate(start_time) AS day,
+    tenant,
+    if(team_alias != '', team_alias, team_id) AS team,
+    reason,
+    count() AS records,
+    countIf(outcome = 'blocked') AS blocked,
+    countIf(outcome != 'blocked') AS nearly_blocked,
+    sum(cost_usd) AS cost_usd
+FROM `auditline`.decision_records_latest
+ARRAY JOIN near_miss_reasons AS reason
+WHERE near_miss = 1
+GROUP BY day, tenant, team, reason;
+
+DROP TABLE IF EXISTS `auditline`.`routing_daily`;
+
+CREATE VIEW `auditline`.`routing_daily` AS
+SELECT
+    toDate(start_time) AS day,
+    tenant,
+    requested_alias,
+    provider,
+    count() AS requests,
+    countIf(fallback_used = 1) AS fallbacks,
+    countIf(retry_count > 0) AS retried,
+    sum(retry_count) AS retries,
+    sum(attempt_count) AS attempts,
+    countIf(outcome = 'failure') AS failures,
+    fallbacks / requests AS fallback_rate,
+    retried / requests AS retry_rate,
+    failures / requests AS failure_rate
+FROM `auditline`.decision_records_latest
+GROUP BY day, tenant, requested_alias, provider;
+
+DROP TABLE IF EXISTS `auditline`.`provider_attempts_daily`;
+
+CREATE VIEW `auditline`.`provider_attempts_daily` AS
+SELECT
+    toDate(start_time) AS day,
+    tenant,
+    attempt_model_group AS model_group,
+    attempt_provider AS provider,
+    count() AS attempts,
+    countIf(attempt_status = 'failure') AS failures,
+    countIf(attempt_error_code = '429') AS rate_limited,
+    countIf(attempt_error_code LIKE '5%') AS server_errors,
+    failures / attempts AS failure_rate,
+    sum(attempt_cost_usd) AS cost_usd
+FROM `auditline`.decision_attempts
+GROUP BY day, tenant, model_group, provider;
+
+DROP TABLE IF EXISTS `auditline`.`guardrail_outcomes_daily`;
+
+CREATE VIEW `auditline`.`guardrail_outcomes_daily` AS
+SELECT
+    toDate(start_time) AS day,
+    tenant,
+    guardrail_name,
+    guardrail_provider,
+    guardrail_mode,
+    guardrail_status,
+    count() AS runs,
+    countIf(outcome = 'blocked') AS blocked_requests,
+    sum(guardrail_masked_entity_count) AS masked_entities,
+    max(guardrail_risk_score) AS max_risk_score
+FROM `auditline`.decision_guardrails
+GROUP BY day, tenant, guardrail_name, guardrail_provider, guardrail_mode, guardrail_status;
+
+DROP TABLE IF EXISTS `auditline`.`budget_proximity`;
+
+CREATE VIEW `auditline`.`budget_proximity` AS
+SELECT
+    tenant,
+    'key' AS entity_type,
+    key_hash AS entity_id,
+    any(key_alias) AS entity_alias,
+    max(start_time) AS last_seen,
+    argMax(budget_key_spend, start_time_ms) AS spend,
+    argMax(budget_key_max_budget, start_time_ms) AS max_budget,
+    argMax(budget_key_pct_used, start_time_ms) AS pct_used,
+    max(budget_key_pct_used) AS max_pct_used,
+    argMax(budget_key_reset_at, start_time_ms) AS reset_at,
+    count() AS requests,
+    countIf(budget_denied = 1 AND budget_denial_entity_type = 'key') AS denied
+FROM `auditline`.decision_records_latest
+WHERE key_hash != '' AND budget_key_max_budget IS NOT NULL
+GROUP BY tenant, entity_id
+UNION ALL
+SELECT
+    tenant,
+    'user' AS entity_type,
+    user_id AS entity_id,
+    any(user_email) AS entity_alias,
+    max(start_time) AS last_seen,
+    argMax(budget_user_spend, start_time_ms) AS spend,
+    argMax(budget_user_max_budget, start_time_ms) AS max_budget,
+    argMax(budget_user_pct_used, start_time_ms) AS pct_used,
+    max(budget_user_pct_used) AS max_pct_used,
+    argMax(budget_user_reset_at, start_time_ms) AS reset_at,
+    count() AS requests,
+    countIf(budget_denied = 1 AND budget_denial_entity_type = 'user') AS denied
+FROM `auditline`.decision_records_latest
+WHERE user_id != '' AND budget_user_max_budget IS NOT NULL
+GROUP BY tenant, entity_id
+UNION ALL
+SELECT
+    tenant,
+    'team' AS entity_type,
+    team_id AS entity_id,
+    any(team_alias) AS entity_alias,
+    max(start_time) AS last_seen,
+    argMax(budget_team_spend, start_time_ms) AS spend,
+    argMax(budget_team_max_budget, start_time_ms) AS max_budget,
+    argMax(budget_team_pct_used, start_time_ms) AS pct_used,
+    max(budget_team_pct_used) AS max_pct_used,
+    argMax(budget_team_reset_at, start_time_ms) AS reset_at,
+    count() AS requests,
+    countIf(budget_denied = 1 AND budget_denial_entity_type = 'team') AS denied
+FROM `auditline`.decision_records_latest
+WHERE team_id != '' AND budget_team_max_budget IS NOT NULL
+GROUP BY tenant, entity_id
+UNION ALL
+SELECT
+    tenant,
+    'end_user' AS entity_type,
+    end_user AS entity_id,
+    any(end_user) AS entity_alias,
+    max(start_time) AS last_seen,
+    argMax(budget_end_user_spend, start_time_ms) AS spend,
+    argMax(budget_end_user_max_budget, start_time_ms) AS max_budget,
+    argMax(budget_end_user_pct_used, start_time_ms) AS pct_used,
+    max(budget_end_user_pct_used) AS max_pct_used,
+    argMax(budget_end_user_reset_at, start_time_ms) AS reset_at,
+    count() AS requests,
+    countIf(budget_denied = 1 AND budget_denial_entity_type = 'end_user') AS denied
+FROM `auditline`.decision_records_latest
+WHERE end_user != '' AND budget_end_user_max_budget IS NOT NULL
+GROUP BY tenant, entity_id;
+
+DROP TABLE IF EXISTS `auditline`.`spend_daily`;
+
+CREATE VIEW `auditline`.`spend_daily` AS
+SELECT
+    toDate(start_time) AS day,
+    tenant,
+    if(team_alias != '', team_alias, team_id) AS team,
+    requested_alias,
+    provider,
+    count() AS requests,
+    sum(cost_usd) AS cost_usd,
+    sum(prompt_tokens) AS prompt_tokens,
+    sum(completion_tokens) AS completion_tokens,
+    sum(total_tokens) AS total_tokens,
+    countIf(cache_hit = 1) AS cache_hits,
+    sum(saved_cost_usd) AS saved_cost_usd
+FROM `auditline`.decision_records_latest
+GROUP BY day, tenant, team, requested_alias, provider;
+
+DROP TABLE IF EXISTS `auditline`.`sample_queue`;
+
+CREATE VIEW `auditline`.`sample_queue` AS
+SELECT
+    tenant,
+    start_time,
+    record_id,
+    version,
+    risk_tier,
+    sample_reason,
+    sample_rate,
+    if(review_status = '', 'pending', review_status) AS review_status,
+    length(oversight.event_id) AS oversight_events,
+    if(team_alias != '', team_alias, team_id) AS team,
+    requested_alias,
+    provider,
+    outcome,
+    blocked_by,
+    near_miss,
+    near_miss_reasons,
+    cost_usd,
+    kafka_partition,
+    kafka_offset
+FROM `auditline`.decision_records_latest
+WHERE sampled = 1;
