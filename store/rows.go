@@ -118,12 +118,12 @@ type rawRows struct {
 	names   []string
 
 	topic, key, source, format, eventID, batch, reason, sum, body []string
-	partition                                                   []int32
-	offset, receivedMS, tsMS                                    []int64
-	received                                                    []time.Time
-	size                                                        []uint32
-	stored                                                      []uint8
-	hkeys, hvals                                                [][]string
+	partition                                                     []int32
+	offset, receivedMS, tsMS                                      []int64
+	received                                                      []time.Time
+	size                                                          []uint32
+	stored                                                        []uint8
+	hkeys, hvals                                                  [][]string
 }
 
 func newRawRows(bodyMax int) *rawRows {

@@ -18,7 +18,7 @@ import (
 
 // Settings is what the caller hands the store besides its Config.
 type Settings struct {
-	Logger   *slog.Logger         // nil: slog.Default()
+	Logger   *slog.Logger          // nil: slog.Default()
 	Registry prometheus.Registerer // nil: a private registry (metrics unexported)
 	// ReaderOptions tune the Kafka readers (tests shorten timeouts); the
 	// store sets TickInterval and Logger itself.
