@@ -38,7 +38,7 @@ func testDBAt(t testing.TB, addr string) (driver.Conn, string, Server) {
 		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+quote(db))
 		conn.Close()
 	})
-	if _, err := Migrate(ctx, conn, db, srv, nil); err != nil {
+	if _, err := Migrate(ctx, conn, db, srv, quietLog()); err != nil {
 		t.Fatal(err)
 	}
 	return conn, db, srv
