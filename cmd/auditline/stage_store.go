@@ -1,7 +1,102 @@
 package main
 
-import "context"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
 
-func newStoreStage(cfg *Config, set settings) (stage, error) { return nil, errNotBuilt }
+	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/store"
+)
 
-func runMigrate(ctx context.Context, args []string) error { return errNotBuilt }
+func newStoreStage(cfg *Config, set settings) (stage, error) {
+	s, err := store.New(cfg.Store, cfg.Kafka, cfg.topics(), store.Settings{Logger: set.Logger, Registry: set.Registry})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// runMigrate creates or upgrades the ClickHouse schema and creates the Kafka
+// topics.
+func runMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: auditline migrate [flags]
+
+Creates or upgrades the ClickHouse schema (database store.clickhouse.database:
+decision_records, raw_events, rejected_records, store_progress,
+decision_versions, the analyst views) and creates the Kafka topics. Every step
+is idempotent and recorded in schema_migrations; running it again does only
+what is missing. Columns that record.Decision gained are added; views whose SQL
+changed are re-created.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", os.Getenv("AUDITLINE_CONFIG"), "YAML config file (env AUDITLINE_CONFIG)")
+	dryRun := fs.Bool("dry-run", false, "print the DDL for an empty database and exit; connects to nothing")
+	serverVersion := fs.String("server-version", store.Oldest.String(), "with --dry-run: the ClickHouse version to print DDL for (e.g. 24.8)")
+	skipTopics := fs.Bool("skip-topics", false, "do not create the Kafka topics")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	if *dryRun {
+		srv, err := store.ParseServer(*serverVersion)
+		if err != nil {
+			return fmt.Errorf("--server-version: %w", err)
+		}
+		fmt.Printf("-- auditline migrate --dry-run: DDL for ClickHouse %s, database %s\n\n", srv, cfg.Store.ClickHouse.Database)
+		fmt.Println(strings.Join(store.Plan(cfg.Store.ClickHouse.Database, srv), ";\n\n") + ";")
+		return nil
+	}
+	if err := cfg.validate("store"); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	log := newLogger(cfg)
+
+	conn, err := store.Open(cfg.Store.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	srv, err := store.Detect(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if !srv.AtLeast(store.Oldest) {
+		return fmt.Errorf("clickhouse %s is older than %s, the oldest supported", srv, store.Oldest)
+	}
+	done, err := store.Migrate(ctx, conn, cfg.Store.ClickHouse.Database, srv, log)
+	if err != nil {
+		return err
+	}
+	if len(done) == 0 {
+		fmt.Printf("clickhouse %s: schema %s is up to date\n", srv, cfg.Store.ClickHouse.Database)
+	} else {
+		fmt.Printf("clickhouse %s: schema %s migrated:\n  %s\n", srv, cfg.Store.ClickHouse.Database, strings.Join(done, "\n  "))
+	}
+	if *skipTopics {
+		return nil
+	}
+	if err := topic.EnsureTopics(ctx, cfg.Kafka, cfg.topics()); err != nil {
+		return err
+	}
+	fmt.Printf("kafka: topics %s* present\n", cfg.TopicPrefix)
+	return nil
+}
