@@ -11,11 +11,13 @@
 //     parameters (clickhouse-go quotes them; 18.16 has no server-side query
 //     parameters), and the few identifiers that vary (a breakdown dimension,
 //     the bucket width) come from fixed tables in this package.
-//   - Counts are exact over the latest version of each record. We read with
-//     FINAL: on ClickHouse 18.16 with 1M rows it was 2.5× faster than
-//     argMax(…, version) GROUP BY record_id and 2.6× faster than
-//     LIMIT 1 BY record_id (see docs/dashboards.md for the figures), and it
-//     stays exact before background merges catch up.
+//   - Counts and lists are over the latest version of each record, exact
+//     before background merges catch up. Not with FINAL: on 18.16 FINAL
+//     merges on read in one thread and was 5–10× slower on 1M rows in fresh
+//     parts; the latest-version condition (see latest) reads two small
+//     subqueries instead (figures in docs/dashboards.md).
+//   - A page is a few scans run concurrently, not one query per widget: the
+//     near-miss page is three GROUP BYs whatever it shows.
 //   - Lists are bounded (LIMIT) and paged by a keyset on the table's sort
 //     order (start_time, record_id), never by OFFSET, so page 1000 costs what
 //     page 1 costs.

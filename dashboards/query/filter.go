@@ -29,8 +29,11 @@ func (w *where) sql() string {
 // teamExpr is how the dashboards name a team: its alias, else its id.
 const teamExpr = "if(team_alias != '', team_alias, team_id)"
 
-// build turns f into conditions. It refuses a filter without tenants.
-func (f Filter) build() (*where, error) {
+// scope is the tenant and time conditions of f: the part of a filter that
+// every version of a record satisfies alike (tenant and start time are in
+// the table's sort key, so versions of a record agree on them). It refuses a
+// filter without tenants.
+func (f Filter) scope() (*where, error) {
 	w := &where{}
 	all := slices.Contains(f.Tenants, AllTenants)
 	switch {
@@ -57,6 +60,35 @@ func (f Filter) build() (*where, error) {
 	if !f.To.IsZero() {
 		w.add("start_time < toDateTime(?)", unix(f.To))
 	}
+	return w, nil
+}
+
+// latest is the condition "this row is the latest version of its record"
+// within scope, without FINAL: version 1 rows of records that have no later
+// version, and the highest version of those that do. Both subqueries read
+// only rows with version > 1 (a small share: amended and reviewed records)
+// and only the version and record_id columns. On 18.16 with 1M rows in
+// fresh parts this was 5× faster than FINAL (see docs/dashboards.md).
+//
+// Exactness assumes one row per (record_id, version), which the store
+// guarantees (it never re-inserts a committed offset range) and
+// ReplacingMergeTree restores at merge time if a duplicate slipped in.
+func latest(table string, scope *where) (string, []any) {
+	s := scope.sql()
+	cond := "((version = 1 AND record_id NOT IN (SELECT record_id FROM " + table + " WHERE " + s + " AND version > 1))" +
+		" OR (version > 1 AND (record_id, version) IN (SELECT record_id, max(version) FROM " + table + " WHERE " + s + " AND version > 1 GROUP BY record_id)))"
+	args := append(append([]any{}, scope.args...), scope.args...)
+	return cond, args
+}
+
+// build turns f into conditions on the latest version of each record in
+// table. It refuses a filter without tenants.
+func (f Filter) build(table string) (*where, error) {
+	w, err := f.scope()
+	if err != nil {
+		return nil, err
+	}
+	scope, _ := f.scope()
 	if f.Team != "" {
 		w.add(teamExpr+" = ?", f.Team)
 	}
@@ -98,6 +130,8 @@ func (f Filter) build() (*where, error) {
 	default:
 		w.add("review_status = ?", string(f.Review))
 	}
+	cond, args := latest(table, scope)
+	w.add(cond, args...)
 	return w, nil
 }
 

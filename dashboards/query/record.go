@@ -33,11 +33,16 @@ func pick(cols map[string]string, names []string) string {
 func (c *ClickHouse) Record(ctx context.Context, f Filter, id string, version uint32) (Detail, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, err := Filter{Tenants: f.Tenants, Tenant: f.Tenant}.build()
+	w, err := Filter{Tenants: f.Tenants, Tenant: f.Tenant}.scope()
 	if err != nil {
 		return Detail{}, err
 	}
-	w.add("record_id = ?", id)
+	// PREWHERE record_id: the id is not a prefix of the sort key, so this
+	// reads the record_id column alone and then only the granules that hold
+	// the record. 18.16 does not choose it by itself (it picks the smallest
+	// column, version); without it SELECT * over 1M rows took 4.4 s, with it
+	// 0.2 s.
+	pre := "PREWHERE record_id = ? WHERE "
 	cols, err := c.columns(ctx)
 	if err != nil {
 		return Detail{}, err
@@ -53,8 +58,8 @@ func (c *ClickHouse) Record(ctx context.Context, f Filter, id string, version ui
 	}
 	// No FINAL: the history wants every version; duplicates of one version
 	// (before a merge) are dropped below.
-	q := "SELECT version, completeness, review_status, " + ovs + ", " + pos + " FROM " + c.table + " WHERE " + w.sql() + " ORDER BY version DESC LIMIT 1000"
-	rows, err := c.conn.Query(ctx, q, w.args...)
+	q := "SELECT version, completeness, review_status, " + ovs + ", " + pos + " FROM " + c.table + " " + pre + w.sql() + " ORDER BY version DESC LIMIT 1000"
+	rows, err := c.conn.Query(ctx, q, append([]any{id}, w.args...)...)
 	if err != nil {
 		return Detail{}, fmt.Errorf("record versions: %w", err)
 	}
@@ -92,7 +97,7 @@ func (c *ClickHouse) Record(ctx context.Context, f Filter, id string, version ui
 		return Detail{}, ErrNotFound
 	}
 	w.add("version = ?", version)
-	rows, err = c.conn.Query(ctx, "SELECT * FROM "+c.table+" WHERE "+w.sql()+" LIMIT 1", w.args...)
+	rows, err = c.conn.Query(ctx, "SELECT * FROM "+c.table+" "+pre+w.sql()+" LIMIT 1", append([]any{id}, w.args...)...)
 	if err != nil {
 		return Detail{}, fmt.Errorf("record: %w", err)
 	}

@@ -240,6 +240,10 @@ type Options struct {
 	End     time.Time // newest start time
 	Span    time.Duration
 	Seed    uint64
+	// Amended is the share of records that also get a version 2 (a review
+	// recorded after the fact, as enrich emits it); those come after all
+	// version 1 rows in the result.
+	Amended float64
 }
 
 var (
@@ -356,6 +360,19 @@ func Generate(n int, o Options) []Positioned {
 			}
 		}
 		out[i] = Positioned{D: d, Partition: int32(i % 6), Offset: int64(i / 6)}
+	}
+	for i := range n {
+		if rng.Float64() >= o.Amended {
+			continue
+		}
+		v2 := out[i]
+		v2.D.Version, v2.D.Completeness = 2, record.Amended
+		outcome := []string{"approve", "flag", "escalate"}[rng.IntN(3)]
+		v2.D.Oversight = append(slices.Clone(v2.D.Oversight), record.Oversight{EventID: fmt.Sprintf("dash-v2-%d-%d", o.Seed, i), Kind: "review", Outcome: outcome,
+			Reviewer: "seed-reviewer-2", Role: "reviewer", Rationale: "seeded late review", At: v2.D.Request.EndTime + 7200000})
+		v2.D.Risk.ReviewStatus = outcome
+		v2.Offset += int64(n)
+		out = append(out, v2)
 	}
 	return out
 }
