@@ -48,7 +48,9 @@ func main() {
 
 type nopPoster struct{}
 
-func (nopPoster) Post(context.Context, oversight.Event) error { return errors.New("dashbench: read-only") }
+func (nopPoster) Post(context.Context, oversight.Event) error {
+	return errors.New("dashbench: read-only")
+}
 
 func run() error {
 	addr := flag.String("clickhouse", os.Getenv("AUDITLINE_CLICKHOUSE"), "ClickHouse native host:port (env AUDITLINE_CLICKHOUSE)")
