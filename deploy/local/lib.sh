@@ -12,7 +12,7 @@ mkdir -p "$TOOLS/bin" "$DATA/run" "$DATA/log"
 # Pinned versions. Change here only; install.sh is idempotent per version.
 KAFKA_VERSION=4.3.1          # org.apache.kafka:kafka_2.13 on Maven Central
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # github.com/minio/minio (no semver tags)
-LITELLM_VERSION=${LITELLM_VERSION:-1.80.11}
+LITELLM_VERSION=${LITELLM_VERSION:-1.106.2}   # PyPI; hash lock deploy/litellm/requirements.lock
 
 # Loopback ports (away from the defaults so a developer's own servers don't clash).
 KAFKA_PORT=${KAFKA_PORT:-19092}
