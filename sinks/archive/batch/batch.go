@@ -42,6 +42,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -295,6 +296,8 @@ func Encode(w io.Writer, rows []Row, meta Meta, opts Options) error {
 		parquet.WithCreatedBy("auditline archive"),
 		parquet.WithBloomFilterEnabledFor("record_id", true),
 		parquet.WithBloomFilterFPPFor("record_id", 0.01),
+		// Sized for the batch (the default expects a million values: 1 MiB per row group).
+		parquet.WithBloomFilterNDVFor("record_id", int64(max(len(rows), 64))),
 		// The canonical JSON and the leaf hashes do not repeat: dictionaries
 		// would only cost memory.
 		parquet.WithDictionaryFor(ColCanonical, false),
@@ -538,4 +541,33 @@ func (f *File) Binaries(ctx context.Context, name string) ([][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// MayContain reports whether a string column may hold value, from the
+// column's bloom filters (false positives at about 1 %, no false negatives).
+// A file without a filter for the column may contain anything.
+func (f *File) MayContain(column, value string) (bool, error) {
+	idx := f.pf.MetaData().Schema.ColumnIndexByName(column)
+	if idx < 0 {
+		return false, fmt.Errorf("column %s: %w", column, ErrNoColumn)
+	}
+	bfr := f.pf.GetBloomFilterReader()
+	for rg := range f.pf.NumRowGroups() {
+		rgr, err := bfr.RowGroup(rg)
+		if err != nil {
+			return false, fmt.Errorf("bloom filter: %w", err)
+		}
+		bf, err := rgr.GetColumnBloomFilter(idx)
+		if err != nil {
+			return false, fmt.Errorf("bloom filter: %w", err)
+		}
+		if bf == nil {
+			return true, nil
+		}
+		tbf := metadata.TypedBloomFilter[parquet.ByteArray]{BloomFilter: bf}
+		if tbf.Check(parquet.ByteArray(value)) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -233,3 +233,31 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+func TestMayContain(t *testing.T) {
+	rs := rows(2000)
+	f, err := Open(bytes.NewReader(encode(t, rs, Options{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, r := range rs[:50] {
+		ok, err := f.MayContain("record_id", r.Decision.RecordID)
+		if err != nil || !ok {
+			t.Fatalf("MayContain(%s) = %v, %v: a false negative", r.Decision.RecordID, ok, err)
+		}
+	}
+	fp := 0
+	for i := range 1000 {
+		ok, err := f.MayContain("record_id", record.ID(fmt.Sprintf("absent-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			fp++
+		}
+	}
+	if fp > 50 {
+		t.Fatalf("%d false positives in 1000, want about 10", fp)
+	}
+}

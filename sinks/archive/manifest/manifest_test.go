@@ -31,11 +31,11 @@ func sampleManifest(s *keys.Signer) *Manifest {
 		Type: ManifestType, Origin: "auditline.example/archive", Topic: "auditline.decisions",
 		Partition: 3, Seq: 1, From: 1000, To: 2000, Count: 998,
 		MinTime: 1763807445118, MaxTime: 1763807505000,
-		ObjectKey:    "batches/p0000000003/00000000000000001000-00000000000000002000.parquet",
-		ObjectSize:   123456,
-		ObjectSHA256: strings.Repeat("ab", 32),
-		MerkleRoot:   strings.Repeat("cd", 32),
-		PrevSHA256:   strings.Repeat("ef", 32),
+		ObjectKey:     "batches/p0000000003/00000000000000001000-00000000000000002000.parquet",
+		ObjectSize:    123456,
+		ObjectSHA256:  strings.Repeat("ab", 32),
+		MerkleRoot:    strings.Repeat("cd", 32),
+		PrevSHA256:    strings.Repeat("ef", 32),
 		SchemaVersion: 1, KeyID: s.KeyID(), SealedAt: 1763807506000,
 	}
 }

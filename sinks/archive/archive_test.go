@@ -1,0 +1,116 @@
+package archive
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/sinks/archive/archivetest"
+	"github.com/auditline/auditline/sinks/archive/verify"
+)
+
+// TestEndToEnd archives records from three partitions, verifies the archive,
+// checks that every record is in exactly one batch, and proves a record.
+func TestEndToEnd(t *testing.T) {
+	e := newEnv(t, 3)
+	const n = 3000
+	e.produce(0, n)
+	r := e.start(e.cfg)
+	waitFor(t, "all records sealed", 60*time.Second, func() bool { return r.sealed() == n })
+	r.stop(t)
+
+	rep := e.verify(e.verifyOpts())
+	if !rep.OK() {
+		t.Fatalf("verify failed:\n%s", reportString(rep))
+	}
+	if rep.Records != n || rep.Checkpoints == 0 {
+		t.Fatalf("verified %d records and %d checkpoints, want %d and some:\n%s", rep.Records, rep.Checkpoints, n, reportString(rep))
+	}
+	if got := e.exactlyOnce(); got != n {
+		t.Fatalf("exactly-once over %d records, want %d", got, n)
+	}
+	t.Logf("\n%s", reportString(rep))
+
+	// Record 8 has two versions (archivetest: index 9 amends index 8).
+	ctx := context.Background()
+	id := record.ID(archivetest.Decision(8).Request.RequestKey)
+	po := verify.ProveOptions{Bucket: e.b, Layout: e.layout()}
+	p, err := verify.Prove(ctx, id, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Version != 2 || len(p.Versions) != 2 {
+		t.Fatalf("prove chose version %d of %v, want the latest (2)", p.Version, p.Versions)
+	}
+	o := e.verifyOpts()
+	if _, err := verify.VerifyProof(p, o.Keys, nil, nil); err != nil {
+		t.Fatalf("VerifyProof: %v", err)
+	}
+	// Any RFC 6962 library: transparency-dev/merkle's verifier on the raw fields.
+	leaf, _ := hex.DecodeString(p.LeafHash)
+	root, _ := hex.DecodeString(p.Root)
+	var path [][]byte
+	for _, h := range p.Path {
+		b, _ := hex.DecodeString(h)
+		path = append(path, b)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, leaf, path, root); err != nil {
+		t.Fatalf("proof.VerifyInclusion: %v", err)
+	}
+	if got := rfc6962.DefaultHasher.HashLeaf([]byte(p.Record)); hex.EncodeToString(got) != p.LeafHash {
+		t.Fatal("leaf is not HashLeaf(record)")
+	}
+	p1, err := verify.Prove(ctx, id, verify.ProveOptions{Bucket: e.b, Layout: e.layout(), Version: 1})
+	if err != nil || p1.Version != 1 {
+		t.Fatalf("prove --version 1 = %+v, %v", p1, err)
+	}
+	// A forged proof fails.
+	bad := *p
+	bad.Record = strings.Replace(bad.Record, `"version":2`, `"version":3`, 1)
+	if _, err := verify.VerifyProof(&bad, o.Keys, nil, nil); err == nil {
+		t.Fatal("a proof with altered record bytes verified")
+	}
+	bad = *p
+	bad.LeafIndex = (bad.LeafIndex + 1) % bad.TreeSize
+	if _, err := verify.VerifyProof(&bad, o.Keys, nil, nil); err == nil {
+		t.Fatal("a proof at another index verified")
+	}
+	if _, err := verify.Prove(ctx, record.ID("no such request"), po); !errors.Is(err, verify.ErrNotFound) {
+		t.Fatalf("prove of an unknown id = %v", err)
+	}
+}
+
+// TestReplayIsSkipped re-reads the whole topic with a new consumer group, as
+// after a crash between upload and offset commit: the manifests say what is
+// sealed, and nothing is archived twice.
+func TestReplayIsSkipped(t *testing.T) {
+	e := newEnv(t, 2)
+	e.produce(0, 1200)
+	r := e.start(e.cfg)
+	waitFor(t, "first run sealed", 60*time.Second, func() bool { return r.sealed() == 1200 })
+	r.stop(t)
+
+	e.produce(1200, 1500)
+	cfg := e.cfg
+	cfg.Group = e.name + "-replay" // no committed offsets: everything is read again
+	r2 := e.start(cfg)
+	waitFor(t, "replay sealed the new records", 60*time.Second, func() bool { return r2.sealed() == 300 })
+	r2.stop(t)
+	if skipped := int(testutilValue(r2.a.m.skipped)); skipped != 1200 {
+		t.Fatalf("skipped %d already-sealed records, want 1200", skipped)
+	}
+	rep := e.verify(e.verifyOpts())
+	if !rep.OK() {
+		t.Fatalf("verify:\n%s", reportString(rep))
+	}
+	if got := e.exactlyOnce(); got != 1500 {
+		t.Fatalf("exactly once over %d, want 1500", got)
+	}
+}
