@@ -9,7 +9,11 @@
 #   LITELLM_CONFIG [deploy/litellm/config.yaml]
 #   AUDITLINE_LITELLM_ENDPOINT [http://127.0.0.1:8080/v1/litellm]   generic_api endpoint
 #   AUDITLINE_INGEST_TOKEN [dev-ingest-token] → AUDITLINE_LITELLM_AUTH "Bearer <token>"
-#   WEBHOOK_URL [http://127.0.0.1:8080/v1/litellm/alerts]            budget alert endpoint
+#   WEBHOOK_URL [http://127.0.0.1:8080/v1/litellm/alerts?access_token=<AUDITLINE_ALERTS_TOKEN>]
+#       budget alert endpoint. LiteLLM sends alerts with no Authorization header and fails
+#       every alert when the URL holds user:password@, so the token travels as the
+#       access_token query parameter (auditline ingest: auth.query_token: true).
+#   AUDITLINE_ALERTS_TOKEN [= AUDITLINE_INGEST_TOKEN]
 #   LITELLM_MASTER_KEY [sk-auditline-local-master]
 #   DATABASE_URL [unset]   set it (e.g. by deploy/litellm/db.sh) for virtual keys, teams, budgets
 #   LITELLM_START_TIMEOUT [120]
@@ -52,7 +56,7 @@ litellm_env() {
     "NO_PROXY=127.0.0.1,localhost" \
     "AUDITLINE_LITELLM_ENDPOINT=${AUDITLINE_LITELLM_ENDPOINT:-http://127.0.0.1:8080/v1/litellm}" \
     "AUDITLINE_LITELLM_AUTH=${AUDITLINE_LITELLM_AUTH:-Bearer $token}" \
-    "WEBHOOK_URL=${WEBHOOK_URL:-http://127.0.0.1:8080/v1/litellm/alerts}" \
+    "WEBHOOK_URL=${WEBHOOK_URL:-http://127.0.0.1:8080/v1/litellm/alerts?access_token=${AUDITLINE_ALERTS_TOKEN:-$token}}" \
     "LITELLM_MASTER_KEY=${LITELLM_MASTER_KEY:-sk-auditline-local-master}" \
     "FAKEUPSTREAM_API_BASE=${FAKEUPSTREAM_API_BASE:-http://127.0.0.1:$FAKEUPSTREAM_PORT/v1}" \
     "FAKEUPSTREAM_API_KEY=sk-fake-not-a-real-key"

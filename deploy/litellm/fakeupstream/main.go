@@ -97,17 +97,9 @@ func main() {
 	quiet := flag.Bool("quiet", false, "do not log each request")
 	flag.Parse()
 
-	s := &server{counts: map[string]int{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("/control", s.control)
-	mux.HandleFunc("/", s.route)
-
-	var h http.Handler = mux
+	h := newHandler()
 	if !*quiet {
-		h = logRequests(mux)
+		h = logRequests(h)
 	}
 	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
@@ -123,6 +115,18 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// newHandler returns the whole API with fresh state.
+func newHandler() http.Handler {
+	s := &server{counts: map[string]int{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/control", s.control)
+	mux.HandleFunc("/", s.route)
+	return mux
 }
 
 type statusRecorder struct {
