@@ -34,6 +34,13 @@ const (
 	// the producer (a control event fanned out to every partition) instead of
 	// derived from its key. Its value is the partition number.
 	HeaderExplicitPartition = "auditline-partition"
+	// HeaderSender names the ingest token (its configured name, never the
+	// token) that authenticated the request the event came in.
+	HeaderSender = "auditline-sender"
+	// HeaderPart is set on DLQ records that carry one part of a body too large
+	// for one record: "<i>/<n>" (1-based). The parts share HeaderBatch's body
+	// SHA-256; concatenated in order they are the body.
+	HeaderPart = "auditline-part"
 )
 
 // Source names who sent an event.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -38,9 +39,28 @@ func EnsureTopics(ctx context.Context, cfg Config, topics raw.Topics) error {
 			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
 		}
 	}
-	details, err := adm.ListTopics(ctx, all...)
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
+	// A just-created topic can take a moment to appear in every broker's
+	// metadata (UNKNOWN_TOPIC_OR_PARTITION meanwhile): wait for it briefly.
+	var details kadm.TopicDetails
+	for attempt := 0; ; attempt++ {
+		details, err = adm.ListTopics(ctx, all...)
+		if err != nil {
+			return fmt.Errorf("list topics: %w", err)
+		}
+		visible := true
+		for _, name := range all {
+			if d, ok := details[name]; !ok || d.Err != nil {
+				visible = false
+			}
+		}
+		if visible || attempt == 50 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("list topics: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	want := -1
 	for _, name := range []string{topics.RawLiteLLM(), topics.RawGateway(), topics.Decisions()} {

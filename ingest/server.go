@@ -1,0 +1,397 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/ingest/auth"
+	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/ingest/source"
+	"github.com/auditline/auditline/ingest/topic"
+)
+
+// producer is what ingest needs of Kafka; topic.Writer satisfies it.
+type producer interface {
+	// Produce returns nil only once every record is acknowledged by all
+	// in-sync replicas. The records, and the bytes they reference, must not
+	// change until it returns. On error some records may still be written
+	// later, so the caller must not report them as accepted.
+	Produce(ctx context.Context, recs ...*kgo.Record) error
+}
+
+// partitionCounter tells how many partitions a topic has now; topic.Writer
+// satisfies it. Used to fan a control event out to every partition.
+type partitionCounter interface {
+	Partitions(ctx context.Context, topic string) (int, error)
+}
+
+// Settings is what the caller hands in besides the YAML section.
+type Settings struct {
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	Topics   raw.Topics
+	Kafka    topic.Config
+	// Mount adds the ops endpoints (/metrics, /healthz, /readyz) to ingest's
+	// mux. When nil, ingest serves its own /healthz and /readyz.
+	Mount func(*http.ServeMux)
+	// Getenv resolves tokens configured by environment variable; nil means
+	// os.Getenv.
+	Getenv func(string) string
+}
+
+// Server is the ingest stage.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	topics  raw.Topics
+	kafka   topic.Config
+	auth    *auth.Authenticator
+	m       *metrics
+	prod    producer
+	parts   partitionCounter
+	writer  *topic.Writer // nil when a test hands in its own producer
+	handler http.Handler
+	now     func() time.Time
+
+	inflight atomic.Int64   // reserved body bytes
+	pending  sync.WaitGroup // produces not yet settled by Kafka
+	bufs     sync.Pool      // *bytes.Buffer
+}
+
+// New builds the stage with a Kafka writer for set.Kafka. Nothing connects
+// until the first request or Ready.
+func New(cfg Config, set Settings) (*Server, error) {
+	w, err := topic.NewWriter(set.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newServer(cfg, set, w, w)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	s.writer = w
+	return s, nil
+}
+
+func newServer(cfg Config, set Settings, prod producer, parts partitionCounter) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	getenv := set.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	a, err := auth.New(cfg.Auth, getenv)
+	if err != nil {
+		return nil, err
+	}
+	schemas, err := source.NewSchemas()
+	if err != nil {
+		return nil, err
+	}
+	reg := set.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	log := set.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log, topics: set.Topics, kafka: set.Kafka, auth: a, m: m, prod: prod, parts: parts, now: time.Now}
+	if s.topics.Prefix == "" {
+		s.topics = raw.DefaultTopics
+	}
+	mux := http.NewServeMux()
+	for _, ep := range []*endpoint{
+		{name: "litellm", path: "/v1/litellm", scope: auth.ScopeLiteLLM, decode: source.LiteLLM},
+		{name: "alerts", path: "/v1/litellm/alerts", scope: auth.ScopeAlerts, decode: source.Alert},
+		{name: "audit", path: "/v1/litellm/audit", scope: auth.ScopeAudit, decode: source.Admin},
+		{name: "gateway", path: "/v1/gateway", scope: auth.ScopeGateway, decode: schemas.Gateway, strict: true, src: raw.SourceGateway},
+		{name: "oversight", path: "/v1/oversight", scope: auth.ScopeOversight, decode: schemas.Oversight, strict: true, src: raw.SourceOversight},
+	} {
+		switch ep.name {
+		case "litellm":
+			ep.src = raw.SourceLiteLLM
+		case "alerts":
+			ep.src = raw.SourceAlert
+		case "audit":
+			ep.src = raw.SourceAdmin
+		}
+		mux.Handle("POST "+ep.path, s.endpoint(ep))
+	}
+	if set.Mount != nil {
+		set.Mount(mux)
+	} else {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := s.Ready(ctx); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+	}
+	s.handler = s.recoverer(mux)
+	return s, nil
+}
+
+// Handler returns the HTTP handler (write endpoints and ops endpoints).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Ready reports whether a Kafka broker answers.
+func (s *Server) Ready(ctx context.Context) error {
+	if s.writer == nil {
+		return nil
+	}
+	if err := s.writer.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+// Run listens on cfg.Listen and serves until ctx ends, then shuts down
+// gracefully: stop accepting, finish the requests in flight (each waits for
+// its acknowledgement), wait for produces that outlived their request, close
+// the Kafka client. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		if s.writer != nil {
+			s.writer.Close()
+		}
+		return fmt.Errorf("ingest.listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (tests use port 0).
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.writer != nil {
+		defer s.writer.Close()
+	}
+	if s.cfg.CreateTopics && s.writer != nil {
+		go s.ensureTopics(ctx)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.ReadTimeout + s.cfg.ProduceTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if s.cfg.TLS.CertFile != "" {
+			errc <- srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	s.log.Info("ingest listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS.CertFile != "")
+	select {
+	case err := <-errc:
+		s.waitPending(context.Background(), s.cfg.ShutdownTimeout)
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("ingest shutting down: refusing new connections, finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if perr := s.waitPending(sctx, 0); err == nil {
+		err = perr
+	}
+	if err != nil {
+		return fmt.Errorf("ingest shutdown: %w", err)
+	}
+	s.log.Info("ingest stopped")
+	return nil
+}
+
+// waitPending waits for produces that outlived their request, until ctx ends
+// (or d passes, when d > 0).
+func (s *Server) waitPending(ctx context.Context, d time.Duration) error {
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	done := make(chan struct{})
+	go func() { s.pending.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("produces still unsettled: %w", ctx.Err())
+	}
+}
+
+// ensureTopics creates missing topics, retrying with backoff while Kafka is
+// unreachable (the stage still serves: /readyz tells whether Kafka answers).
+func (s *Server) ensureTopics(ctx context.Context) {
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := topic.EnsureTopics(actx, s.kafka, s.topics)
+		cancel()
+		if err == nil {
+			s.log.Info("kafka topics ready", "prefix", s.topics.Prefix)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("cannot create kafka topics yet; retrying", "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// recoverer is the last line of defence: a panic in a handler is counted,
+// logged with its stack (it is a bug) and answered 500, and the process lives.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.m.panics.Inc()
+				s.log.Error("panic in request handler", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error", Reason: "panic"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// acquire reserves n bytes of the in-flight budget, or reports false at once.
+func (s *Server) acquire(n int64) bool {
+	for {
+		cur := s.inflight.Load()
+		if cur+n > s.cfg.MaxInflightBytes {
+			return false
+		}
+		if s.inflight.CompareAndSwap(cur, cur+n) {
+			s.m.inflightB.Set(float64(cur + n))
+			return true
+		}
+	}
+}
+
+func (s *Server) release(n int64) {
+	s.m.inflightB.Set(float64(s.inflight.Add(-n)))
+}
+
+func (s *Server) getBuf() *bytes.Buffer {
+	if b, ok := s.bufs.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (s *Server) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 8<<20 { // do not pin rare huge buffers
+		s.bufs.Put(b)
+	}
+}
+
+// errProduceTimeout: Kafka did not acknowledge within produce_timeout.
+var errProduceTimeout = errors.New("kafka did not acknowledge in time")
+
+// produce hands recs to Kafka and waits at most produce_timeout for the
+// acknowledgement. settle runs once Kafka has settled every record (acked or
+// failed), which may be after produce returned errProduceTimeout: the caller
+// hands its buffer and its in-flight reservation over to settle, so that
+// memory stays accounted for until Kafka lets go of the bytes.
+func (s *Server) produce(recs []*kgo.Record, settle func()) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
+	done := make(chan error, 1)
+	s.pending.Add(1)
+	start := time.Now()
+	go func() {
+		defer s.pending.Done()
+		err := s.prod.Produce(ctx, recs...)
+		cancel()
+		result := "ok"
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			result = "timeout"
+		case err != nil:
+			result = "error"
+		}
+		s.m.produce.WithLabelValues(result).Observe(time.Since(start).Seconds())
+		done <- err
+		settle()
+	}()
+	t := time.NewTimer(s.cfg.ProduceTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %w", errProduceTimeout, err)
+		}
+		return err
+	case <-t.C:
+		s.m.abandoned.Inc()
+		go func() { <-done; s.m.abandoned.Dec() }()
+		return errProduceTimeout
+	}
+}
+
+// ndjsonTypes are the media types that mean "ndjson" explicitly.
+var ndjsonTypes = map[string]bool{
+	"application/x-ndjson": true, "application/ndjson": true, "application/jsonl": true,
+	"application/x-jsonl": true, "application/jsonlines": true, "application/x-jsonlines": true,
+}
+
+// contentType checks the Content-Type. A missing one is accepted (some
+// senders omit it); a present one must be JSON or ndjson in UTF-8.
+func contentType(h string) (ndjson bool, ok bool) {
+	if strings.TrimSpace(h) == "" {
+		return false, true
+	}
+	mt, params, err := mime.ParseMediaType(h)
+	if err != nil {
+		return false, false
+	}
+	if cs, has := params["charset"]; has && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return false, false
+	}
+	switch {
+	case mt == "application/json", strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"), mt == "text/json":
+		return false, true
+	case ndjsonTypes[mt]:
+		return true, true
+	}
+	return false, false
+}
