@@ -115,8 +115,12 @@ func New(cfg Config, kafka topic.Config, decisionsTopic string, set Settings) (*
 			"max_records", cfg.Batch.MaxRecords, "max_outstanding", kafka.MaxOutstanding)
 	}
 	tick := min(cfg.Batch.MaxAge/4, time.Second)
+	kopts := set.KgoOpts
+	if cfg.InstanceID != "" {
+		kopts = append([]kgo.Opt{kgo.InstanceID(cfg.InstanceID)}, kopts...)
+	}
 	a.reader, err = topic.NewReader(kafka, cfg.Group, []string{decisionsTopic}, a,
-		topic.ReaderOptions{TickInterval: max(tick, 10*time.Millisecond), Logger: set.Logger, KgoOpts: set.KgoOpts})
+		topic.ReaderOptions{TickInterval: max(tick, 10*time.Millisecond), Logger: set.Logger, KgoOpts: kopts})
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,11 @@ type Config struct {
 	S3 S3Config `yaml:"s3"`
 	// Group is the Kafka consumer group.
 	Group string `yaml:"group"`
+	// InstanceID, when set, makes this archiver a static member of the group
+	// (KIP-345): after a crash and restart it takes its partitions back at
+	// once instead of waiting out the session timeout. Give each archiver
+	// process its own stable id (e.g. the pod name of a StatefulSet).
+	InstanceID string `yaml:"instance_id"`
 	// Prefix is the key prefix of the archive inside the bucket ("" for the
 	// bucket root). One prefix holds the chain of one topic.
 	Prefix string `yaml:"prefix"`

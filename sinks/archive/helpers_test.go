@@ -2,8 +2,8 @@ package archive
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -265,7 +265,6 @@ func reportString(r *verify.Report) string {
 	r.WriteText(&b)
 	return b.String()
 }
-
 
 // testutilValue reads a counter.
 func testutilValue(c prometheus.Counter) float64 {
