@@ -53,6 +53,7 @@ const (
 	TableRejected   = "rejected_records"
 	TableProgress   = "store_progress"
 	TableVersions   = "decision_versions"
+	TableSuperseded = "decision_superseded"
 	TableMigrations = "schema_migrations"
 )
 
@@ -221,9 +222,19 @@ GROUP BY %s, %s`, s.t(src.table+"_progress_mv"), s.t(TableProgress),
 	return out
 }
 
-// versionsDDL is decision_versions: every (record_id, version) with where it
-// lives, sorted by record id. It makes a drill-down into one record a
-// primary-key lookup, and tells the latest view which records were amended.
+// versionsDDL is decision_versions and decision_superseded, both filled by
+// materialized views in the same INSERT as decision_records.
+//
+// decision_versions holds every (record_id, version) with where it lives,
+// sorted by record id: a drill-down into one record becomes a primary-key
+// lookup.
+//
+// decision_superseded holds, for every stored version v > 1 of a record, the
+// versions 1 … v-1 it supersedes. It stays small (one row per amendment) and
+// is what makes "latest version" exact: FINAL collapses the versions of a
+// record only when they share the sorting key, and a late event may change a
+// record's tenant or start time; "(record_id, version) NOT IN decision_superseded"
+// drops the older versions in every case.
 func (s schema) versionsDDL() []string {
 	return []string{
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s
@@ -240,5 +251,17 @@ ORDER BY (record_id, version)`, s.t(TableVersions)),
 		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %s TO %s AS
 SELECT record_id, version, tenant, start_time, kafka_partition, kafka_offset
 FROM %s`, s.t(TableVersions+"_mv"), s.t(TableVersions), s.t(TableDecisions)),
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s
+(
+    `+"`record_id`"+` String,
+    `+"`superseded`"+` UInt32
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (record_id, superseded)`, s.t(TableSuperseded)),
+		// range(n) is [0, n) on 18.16 (no two-argument form).
+		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %s TO %s AS
+SELECT record_id, arrayJoin(arrayMap(x -> toUInt32(x + 1), range(toUInt32(version - 1)))) AS superseded
+FROM %s
+WHERE version > 1`, s.t(TableSuperseded+"_mv"), s.t(TableSuperseded), s.t(TableDecisions)),
 	}
 }

@@ -355,3 +355,12 @@ func waitCount(t testing.TB, conn driver.Conn, within time.Duration, want uint64
 }
 
 func itoa(i int) string { return fmt.Sprint(i) }
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

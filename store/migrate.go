@@ -29,7 +29,7 @@ func Migrations(db string, srv Server) []Migration {
 		{2, "create raw_events", []string{s.rawEventsDDL()}},
 		{3, "create rejected_records", []string{s.rejectedDDL()}},
 		{4, "create store_progress and its materialized views", s.progressDDL()},
-		{5, "create decision_versions and its materialized view", s.versionsDDL()},
+		{5, "create decision_versions, decision_superseded and their materialized views", s.versionsDDL()},
 	}
 }
 

@@ -59,7 +59,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{TableDecisions, TableRawEvents, TableRejected, TableProgress, TableVersions, TableMigrations}
+	want := []string{TableDecisions, TableRawEvents, TableRejected, TableProgress, TableVersions, TableSuperseded, TableMigrations}
 	for _, v := range Views() {
 		want = append(want, v.Name)
 	}

@@ -3,12 +3,13 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"time"
+	"unsafe"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -60,7 +61,7 @@ var ErrInvalid = errors.New("invalid decision")
 // decoder the store trusts with arbitrary bytes (see FuzzDecodeDecision).
 func DecodeDecision(value []byte, d *record.Decision) error {
 	*d = record.Decision{}
-	if err := json.Unmarshal(value, d); err != nil {
+	if err := jsonv2.Unmarshal(value, d); err != nil {
 		return fmt.Errorf("decode decision: %w", err)
 	}
 	switch {
@@ -79,9 +80,9 @@ func (r *decisionRows) add(rec *kgo.Record) error {
 	if err := DecodeDecision(rec.Value, &r.d); err != nil {
 		return err
 	}
-	v := reflect.ValueOf(&r.d).Elem()
+	p := unsafe.Pointer(&r.d)
 	for _, b := range r.bufs {
-		b.add(v)
+		b.add(p)
 	}
 	r.topic.v = append(r.topic.v, rec.Topic)
 	r.part.v = append(r.part.v, rec.Partition)

@@ -27,17 +27,15 @@ func Views() []View {
 		{
 			Name: "decision_records_latest",
 			Doc:  "one row per record id: its latest version",
-			// FINAL collapses the versions of a record that share the sorting
-			// key (tenant, start_time, record_id): the common case, since a
-			// late event rarely changes a record's tenant or start. The NOT IN
-			// / IN pair drops older versions whose key differs, using the
-			// small set of amended records in decision_versions, so the view is
-			// exact in every case. WHERE (never PREWHERE) is applied after the
-			// FINAL merge, so filters on any column see the latest version.
+			// FINAL collapses rows that share the sorting key (replayed
+			// copies, and versions of a record whose tenant and start did not
+			// change); the NOT IN drops the older versions whose key did
+			// change (see decision_superseded). WHERE (never PREWHERE) is
+			// applied after the FINAL merge, so filters on any column see
+			// the latest version.
 			SQL: `SELECT *
 FROM {db}.decision_records FINAL
-WHERE record_id NOT IN (SELECT record_id FROM {db}.decision_versions WHERE version > 1)
-   OR (record_id, version) IN (SELECT record_id, max(version) FROM {db}.decision_versions WHERE version > 1 GROUP BY record_id)`,
+WHERE (record_id, version) NOT IN (SELECT record_id, superseded FROM {db}.decision_superseded)`,
 		},
 		{
 			Name: "decision_attempts",

@@ -293,13 +293,25 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS `auditline`.`decision_versions_mv` TO `au
 SELECT record_id, version, tenant, start_time, kafka_partition, kafka_offset
 FROM `auditline`.`decision_records`;
 
+CREATE TABLE IF NOT EXISTS `auditline`.`decision_superseded`
+(
+    `record_id` String,
+    `superseded` UInt32
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (record_id, superseded);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS `auditline`.`decision_superseded_mv` TO `auditline`.`decision_superseded` AS
+SELECT record_id, arrayJoin(arrayMap(x -> toUInt32(x + 1), range(toUInt32(version - 1)))) AS superseded
+FROM `auditline`.`decision_records`
+WHERE version > 1;
+
 DROP TABLE IF EXISTS `auditline`.`decision_records_latest`;
 
 CREATE VIEW `auditline`.`decision_records_latest` AS
 SELECT *
 FROM `auditline`.decision_records FINAL
-WHERE record_id NOT IN (SELECT record_id FROM `auditline`.decision_versions WHERE version > 1)
-   OR (record_id, version) IN (SELECT record_id, max(version) FROM `auditline`.decision_versions WHERE version > 1 GROUP BY record_id);
+WHERE (record_id, version) NOT IN (SELECT record_id, superseded FROM `auditline`.decision_superseded);
 
 DROP TABLE IF EXISTS `auditline`.`decision_attempts`;
 
