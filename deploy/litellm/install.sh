@@ -62,6 +62,7 @@ base_marker="$VENV/.complete-$(lock_sum "$LOCK")"
 db_marker="$VENV/.complete-db-$(lock_sum "$LOCK" "$DBLOCK")"
 
 if [ -f "$base_marker" ] && { [ $want_db = 0 ] || [ -f "$db_marker" ]; }; then
+  log "litellm $LITELLM_VERSION already installed in $VENV (0s)"
   exit 0
 fi
 

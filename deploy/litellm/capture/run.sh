@@ -15,13 +15,15 @@ VENV="$TOOLS/litellm-$LITELLM_VERSION"
 
 "$HERE/install.sh"
 pid_alive litellm && die "a LiteLLM proxy is already running (stop it: deploy/local/stop.sh litellm)"
+[ "${1:-}" != budget_sdk ] || export CAPTURE_MAX_BUDGET=${CAPTURE_MAX_BUDGET:-0.0002}
 "$VENV/bin/python" "$HERE/capture/drive.py" config --base "$HERE/config.yaml" --out "$OUT" --capture-port "$CAPTURE_PORT"
 
 export LITELLM_CONFIG="$OUT/config.yaml"
 # No credentials in the URL: LiteLLM's aiohttp transport then fails every alert with
 # "Cannot combine AUTHORIZATION header with AUTH argument or credentials encoded in URL".
 export WEBHOOK_URL="http://127.0.0.1:$CAPTURE_PORT/alerts?token=alert-token"
-export AUDITLINE_LITELLM_ENDPOINT="http://127.0.0.1:$CAPTURE_PORT/unused"
+export AUDITLINE_LITELLM_ENDPOINT="http://127.0.0.1:$CAPTURE_PORT/generic/lossless"   # auditline_logger.py
+export AUDITLINE_LITELLM_AUTH="Bearer capture-token-lossless"
 "$HERE/start.sh" all
 trap '"$ROOT/deploy/local/stop.sh" litellm' EXIT
 source "$DATA/litellm.env"
