@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -154,15 +155,32 @@ func parallel(fns ...func() error) error {
 	return errors.Join(errs...)
 }
 
-// NearMiss answers the near-miss dashboard with three scans, run
-// concurrently: per time bucket (the trend, whose sums are the totals), per
-// (team, alias, provider) (the three breakdowns, summed in Go), and per
-// (bucket, reason) (the reasons trend and breakdown). Fewer scans matter more
-// than smaller ones on a 2-core ClickHouse.
+// from returns the FROM … WHERE of a query over the latest version of each
+// record matching w: the rows are selected (columns cols, plus record_id and
+// version) by w and extra in a subquery, then kept only if latest (see
+// latestJoin). arrayJoin, if set, is an ARRAY JOIN clause applied between.
+// The returned args are those of w then of the join.
+func (c *ClickHouse) from(cols string, w, scope *where, extra, arrayJoin string, extraArgs ...any) (string, []any) {
+	inner := "SELECT record_id, version, " + cols + " FROM " + c.table + " WHERE " + w.sql() + extra
+	join, jargs := latestJoin(c.table, scope)
+	if arrayJoin != "" {
+		arrayJoin = " ARRAY JOIN " + arrayJoin
+	}
+	args := append(append([]any{}, w.args...), extraArgs...)
+	return " FROM (" + inner + ")" + arrayJoin + join, append(args, jargs...)
+}
+
+// NearMiss answers the near-miss dashboard in one scan: the latest versions
+// matching f are read once, and each row is fanned out (ARRAY JOIN) to the
+// groups it counts in — its time bucket, its (team, alias, provider), and
+// (bucket, reason) for each near-miss reason — so one GROUP BY yields the
+// trend (whose sums are the totals), the three breakdowns (summed in Go) and
+// the reasons. One scan and one latest-version join instead of three: on a
+// 2-core ClickHouse the join over every row is the dominant cost.
 func (c *ClickHouse) NearMiss(ctx context.Context, f Filter) (NearMissPage, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, err := f.build(c.table)
+	w, scope, err := f.build()
 	if err != nil {
 		return NearMissPage{}, err
 	}
@@ -173,147 +191,89 @@ func (c *ClickHouse) NearMiss(ctx context.Context, f Filter) (NearMissPage, erro
 	step := Step(from, to)
 	secs := int64(step / time.Second)
 	page := NearMissPage{Step: step}
-	bucket := "toDateTime(intDiv(toUInt32(start_time), ?) * ?) AS b"
-	blockedNear := "countIf(outcome = 'blocked') AS blocked, countIf(near_miss = 1 AND outcome != 'blocked') AS near"
-	where := " FROM " + c.table + " WHERE " + w.sql()
-	err = parallel(
-		func() error {
-			q := "SELECT " + bucket + ", " + blockedNear + ", count() AS total" + where + " GROUP BY b ORDER BY b"
-			rows, err := c.conn.Query(ctx, q, append([]any{secs, secs}, w.args...)...)
-			if err != nil {
-				return fmt.Errorf("near-miss trend: %w", err)
-			}
-			defer rows.Close()
-			got := map[int64]Point{}
-			for rows.Next() {
-				var p Point
-				if err := rows.Scan(&p.Start, &p.Blocked, &p.NearMiss, &p.Total); err != nil {
-					return fmt.Errorf("near-miss trend: %w", err)
-				}
-				got[p.Start.Unix()] = p
-				page.Totals.Total += p.Total
-				page.Totals.Blocked += p.Blocked
-				page.Totals.NearMiss += p.NearMiss
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("near-miss trend: %w", err)
-			}
-			page.Totals.Flagged = page.Totals.Blocked + page.Totals.NearMiss
-			for _, b := range buckets(from, to, step) {
-				p := got[b.Unix()]
-				p.Start = b
-				page.Trend = append(page.Trend, p)
-			}
-			return nil
-		},
-		func() error {
-			return c.dimensions(ctx, w, &page)
-		},
-		func() error {
-			q := "SELECT " + bucket + ", reason, count() AS total, countIf(outcome = 'blocked') AS blocked FROM " + c.table +
-				" ARRAY JOIN near_miss_reasons AS reason WHERE " + w.sql() + " GROUP BY b, reason ORDER BY b, reason"
-			rows, err := c.conn.Query(ctx, q, append([]any{secs, secs}, w.args...)...)
-			if err != nil {
-				return fmt.Errorf("near-miss reasons: %w", err)
-			}
-			defer rows.Close()
-			by := map[string]*Count{}
-			for rows.Next() {
-				var p ReasonPoint
-				var blocked uint64
-				if err := rows.Scan(&p.Start, &p.Reason, &p.Count, &blocked); err != nil {
-					return fmt.Errorf("near-miss reasons: %w", err)
-				}
-				p.Start = p.Start.UTC()
-				page.Reasons = append(page.Reasons, p)
-				k := by[p.Reason]
-				if k == nil {
-					k = &Count{Key: p.Reason}
-					by[p.Reason] = k
-				}
-				k.Total += p.Count
-				k.Flagged += p.Count
-				k.Blocked += blocked
-				k.NearMiss += p.Count - blocked
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("near-miss reasons: %w", err)
-			}
-			page.ByReason = top(by, func(a, b *Count) bool { return a.Total > b.Total })
-			return nil
-		},
-	)
-	if err != nil {
-		return NearMissPage{}, err
-	}
-	return page, nil
-}
 
-// maxCombos bounds the (team, alias, provider) rows read in one scan; above
-// it the breakdowns fall back to one GROUP BY each.
-const maxCombos = 100_000
-
-// dimensions fills the team, alias and provider breakdowns.
-func (c *ClickHouse) dimensions(ctx context.Context, w *where, page *NearMissPage) error {
-	q := "SELECT " + teamExpr + " AS team, requested_alias, provider, count() AS total, countIf(outcome = 'blocked') AS blocked," +
-		" countIf(near_miss = 1 AND outcome != 'blocked') AS near FROM " + c.table + " WHERE " + w.sql() +
-		" GROUP BY team, requested_alias, provider LIMIT ?"
-	rows, err := c.conn.Query(ctx, q, append(w.args, maxCombos+1)...)
+	src, args := c.from("start_time, outcome, near_miss, near_miss_reasons, "+dimColumns, w, scope, "", "")
+	q := "SELECT g.1 AS kind, g.2 AS k1, g.3 AS k2, g.4 AS k3, count() AS total," +
+		" countIf(outcome = 'blocked') AS blocked, countIf(near_miss = 1 AND outcome != 'blocked') AS near" +
+		" FROM (SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, " + teamExpr + " AS team, requested_alias, provider, outcome, near_miss, near_miss_reasons" + src + ")" +
+		" ARRAY JOIN arrayConcat([('b', toString(b), '', ''), ('d', team, requested_alias, provider)]," +
+		" arrayMap(r -> ('r', toString(b), r, ''), near_miss_reasons)) AS g" +
+		" GROUP BY kind, k1, k2, k3"
+	rows, err := c.conn.Query(ctx, q, append([]any{secs, secs}, args...)...)
 	if err != nil {
-		return fmt.Errorf("breakdowns: %w", err)
+		return NearMissPage{}, fmt.Errorf("near-miss: %w", err)
 	}
 	defer rows.Close()
-	maps := [3]map[string]*Count{{}, {}, {}}
-	n := 0
+	trend := map[int64]Point{}
+	dims := [3]map[string]*Count{{}, {}, {}}
+	reasons := map[string]*Count{}
 	for rows.Next() {
-		var keys [3]string
+		var kind, k1, k2, k3 string
 		var total, blocked, near uint64
-		if err := rows.Scan(&keys[0], &keys[1], &keys[2], &total, &blocked, &near); err != nil {
-			return fmt.Errorf("breakdowns: %w", err)
+		if err := rows.Scan(&kind, &k1, &k2, &k3, &total, &blocked, &near); err != nil {
+			return NearMissPage{}, fmt.Errorf("near-miss: %w", err)
 		}
-		n++
-		for i, k := range keys {
-			m := maps[i][k]
+		switch kind {
+		case "b":
+			b, _ := strconv.ParseInt(k1, 10, 64)
+			trend[b] = Point{Start: time.Unix(b, 0).UTC(), Blocked: blocked, NearMiss: near, Total: total}
+			page.Totals.Total += total
+			page.Totals.Blocked += blocked
+			page.Totals.NearMiss += near
+		case "d":
+			for i, k := range [3]string{k1, k2, k3} {
+				m := dims[i][k]
+				if m == nil {
+					m = &Count{Key: k}
+					dims[i][k] = m
+				}
+				m.Total += total
+				m.Blocked += blocked
+				m.NearMiss += near
+				m.Flagged += blocked + near
+			}
+		case "r":
+			b, _ := strconv.ParseInt(k1, 10, 64)
+			page.Reasons = append(page.Reasons, ReasonPoint{Start: time.Unix(b, 0).UTC(), Reason: k2, Count: total})
+			m := reasons[k2]
 			if m == nil {
-				m = &Count{Key: k}
-				maps[i][k] = m
+				m = &Count{Key: k2}
+				reasons[k2] = m
 			}
 			m.Total += total
+			m.Flagged += total
 			m.Blocked += blocked
-			m.NearMiss += near
-			m.Flagged += blocked + near
+			m.NearMiss += total - blocked
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("breakdowns: %w", err)
+		return NearMissPage{}, fmt.Errorf("near-miss: %w", err)
 	}
-	if n > maxCombos {
-		return c.dimensionsEach(ctx, w, page)
+	page.Totals.Flagged = page.Totals.Blocked + page.Totals.NearMiss
+	for _, b := range buckets(from, to, step) {
+		p := trend[b.Unix()]
+		p.Start = b
+		page.Trend = append(page.Trend, p)
 	}
+	sort.Slice(page.Reasons, func(i, j int) bool {
+		if !page.Reasons[i].Start.Equal(page.Reasons[j].Start) {
+			return page.Reasons[i].Start.Before(page.Reasons[j].Start)
+		}
+		return page.Reasons[i].Reason < page.Reasons[j].Reason
+	})
 	byFlagged := func(a, b *Count) bool {
 		if a.Flagged != b.Flagged {
 			return a.Flagged > b.Flagged
 		}
 		return a.Total > b.Total
 	}
-	page.ByTeam, page.ByAlias, page.ByProvider = top(maps[0], byFlagged), top(maps[1], byFlagged), top(maps[2], byFlagged)
-	return nil
+	page.ByTeam, page.ByAlias, page.ByProvider = top(dims[0], byFlagged), top(dims[1], byFlagged), top(dims[2], byFlagged)
+	page.ByReason = top(reasons, func(a, b *Count) bool { return a.Total > b.Total })
+	return page, nil
 }
 
-// dimensionsEach is dimensions with one GROUP BY per breakdown, for
-// very high cardinalities.
-func (c *ClickHouse) dimensionsEach(ctx context.Context, w *where, page *NearMissPage) error {
-	counts := "count() AS total, countIf(near_miss = 1 OR outcome = 'blocked') AS flagged, countIf(outcome = 'blocked') AS blocked, countIf(near_miss = 1 AND outcome != 'blocked') AS near"
-	outs := []*[]Count{&page.ByTeam, &page.ByAlias, &page.ByProvider}
-	for i, expr := range []string{teamExpr, "requested_alias", "provider"} {
-		*outs[i] = nil
-		q := "SELECT " + expr + " AS k, " + counts + " FROM " + c.table + " WHERE " + w.sql() + " GROUP BY k ORDER BY flagged DESC, total DESC, k LIMIT ?"
-		if err := c.scanCounts(ctx, outs[i], q, append(w.args, TopN)...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// dimColumns are the columns the breakdowns read.
+const dimColumns = "team_alias, team_id, requested_alias, provider"
 
 // top returns the TopN largest counts by less, ties broken by key.
 func top(m map[string]*Count, greater func(a, b *Count) bool) []Count {
@@ -337,24 +297,8 @@ func top(m map[string]*Count, greater func(a, b *Count) bool) []Count {
 	return out
 }
 
-func (c *ClickHouse) scanCounts(ctx context.Context, out *[]Count, q string, args ...any) error {
-	rows, err := c.conn.Query(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("breakdown: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k Count
-		if err := rows.Scan(&k.Key, &k.Total, &k.Flagged, &k.Blocked, &k.NearMiss); err != nil {
-			return fmt.Errorf("breakdown: %w", err)
-		}
-		*out = append(*out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("breakdown: %w", err)
-	}
-	return nil
-}
+// rowSource are the columns rowColumns reads.
+const rowSource = "tenant, start_time, team_alias, team_id, requested_alias, provider, outcome, blocked_by, near_miss, near_miss_reasons, risk_tier, sampled, sample_reason, review_status, cost_usd, duration_ms"
 
 // rowColumns are the columns of a list Row, in Scan order.
 const rowColumns = "record_id, version, tenant, start_time, " + teamExpr + ", requested_alias, provider, outcome, blocked_by, near_miss, near_miss_reasons, risk_tier, sampled, sample_reason, review_status, cost_usd, duration_ms"
@@ -374,10 +318,19 @@ const MaxLimit = 500
 
 // Records lists the latest versions matching f, newest first, starting after
 // the cursor, at most limit rows.
+//
+// ClickHouse 18.16 cannot read in sort order, so a list costs a scan of the
+// matching rows. To keep that scan narrow it runs in two phases: the sort
+// key (tenant, start_time, record_id) of the newest candidates is found
+// reading only the key and filter columns, then the row columns are read
+// through the primary index for those keys alone. The latest-version join
+// is applied to the candidates only (a margin over limit, since older
+// versions and records whose latest version fails the filter drop out); if
+// too few survive, the margin grows until the list is complete.
 func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit int) (List, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, err := f.build(c.table)
+	w, scope, err := f.build()
 	if err != nil {
 		return List{}, err
 	}
@@ -387,8 +340,38 @@ func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit 
 	if !after.IsZero() {
 		w.add("(start_time < toDateTime(?) OR (start_time = toDateTime(?) AND record_id < ?))", unix(after.Start), unix(after.Start), after.RecordID)
 	}
-	q := "SELECT " + rowColumns + " FROM " + c.table + " WHERE " + w.sql() + " ORDER BY start_time DESC, record_id DESC LIMIT ?"
-	rows, err := c.conn.Query(ctx, q, append(w.args, limit+1)...)
+	for margin := 2*limit + 64; ; margin *= 8 {
+		keys := " AND (tenant, start_time, record_id) IN (SELECT tenant, start_time, record_id FROM " + c.table + " WHERE " + w.sql() +
+			" ORDER BY start_time DESC, record_id DESC LIMIT " + strconv.Itoa(margin) + ")"
+		src, args := c.from(rowSource, w, scope, keys, "", w.args...)
+		q := "SELECT " + rowColumns + src + " ORDER BY start_time DESC, record_id DESC LIMIT ?"
+		l, err := c.list(ctx, q, append(args, limit+2)...)
+		if err != nil {
+			return List{}, err
+		}
+		// limit+2: one row to know there is a next page, one so that a record
+		// whose versions straddle the margin can never be among those shown.
+		complete := len(l.Rows) >= limit+2
+		if !complete {
+			var n uint64
+			if err := c.conn.QueryRow(ctx, "SELECT count() FROM "+c.table+" WHERE "+w.sql(), w.args...).Scan(&n); err != nil {
+				return List{}, fmt.Errorf("records: %w", err)
+			}
+			complete = n <= uint64(margin)
+		}
+		if complete {
+			if len(l.Rows) > limit {
+				l.Rows = l.Rows[:limit]
+				last := l.Rows[limit-1]
+				l.Next = Cursor{Start: last.StartTime, RecordID: last.RecordID}
+			}
+			return l, nil
+		}
+	}
+}
+
+func (c *ClickHouse) list(ctx context.Context, q string, args ...any) (List, error) {
+	rows, err := c.conn.Query(ctx, q, args...)
 	if err != nil {
 		return List{}, fmt.Errorf("records: %w", err)
 	}
@@ -404,22 +387,18 @@ func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit 
 	if err := rows.Err(); err != nil {
 		return List{}, fmt.Errorf("records: %w", err)
 	}
-	if len(l.Rows) > limit {
-		l.Rows = l.Rows[:limit]
-		last := l.Rows[limit-1]
-		l.Next = Cursor{Start: last.StartTime, RecordID: last.RecordID}
-	}
 	return l, nil
 }
 
-// Sampling answers the sampling dashboard with three scans, run
-// concurrently: per (tier, sample reason, review status) — the tier table and
-// the outcomes, summed in Go —, per time bucket (review progress), and the
-// queue.
+// Sampling answers the sampling dashboard with two queries, run
+// concurrently: one scan fanned out (ARRAY JOIN) to (tier, sampled, sample
+// reason, review status) — the tier table and the outcomes — and to the time
+// bucket (review progress); and the queue, which joins only sampled pending
+// rows.
 func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, err := f.build(c.table)
+	w, scope, err := f.build()
 	if err != nil {
 		return SamplingPage{}, err
 	}
@@ -430,27 +409,35 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 	step := Step(from, to)
 	secs := int64(step / time.Second)
 	page := SamplingPage{Step: step}
-	where := " FROM " + c.table + " WHERE " + w.sql()
 	err = parallel(
 		func() error {
-			q := "SELECT risk_tier, sampled, sample_reason, review_status, count() AS n, argMax(sample_rate, start_time) AS rate, max(start_time) AS last" +
-				where + " GROUP BY risk_tier, sampled, sample_reason, review_status"
-			rows, err := c.conn.Query(ctx, q, w.args...)
+			src, args := c.from("risk_tier, sampled, sample_reason, review_status, sample_rate, start_time", w, scope, "", "")
+			q := "SELECT g.1 AS kind, g.2 AS k1, g.3 AS k2, g.4 AS k3, g.5 AS k4, count() AS n," +
+				" countIf(sampled = 1) AS s, countIf(sampled = 1 AND review_status != '') AS r, argMax(sample_rate, start_time) AS rate, max(start_time) AS last" +
+				" FROM (SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, risk_tier, sampled, sample_reason, review_status, sample_rate, start_time" + src + ")" +
+				" ARRAY JOIN [('t', risk_tier, toString(sampled), sample_reason, review_status), ('p', toString(b), '', '', '')] AS g" +
+				" GROUP BY kind, k1, k2, k3, k4"
+			rows, err := c.conn.Query(ctx, q, append([]any{secs, secs}, args...)...)
 			if err != nil {
-				return fmt.Errorf("sampling tiers: %w", err)
+				return fmt.Errorf("sampling: %w", err)
 			}
 			defer rows.Close()
 			tiers := map[string]*Tier{}
 			lastSampled := map[string]time.Time{}
 			outcomes := map[string]*Count{}
+			progress := map[int64]ReviewPoint{}
 			for rows.Next() {
-				var tier, reason, review string
-				var sampled uint8
-				var n uint64
+				var kind, tier, sampled, reason, review string
+				var n, ns, nr uint64
 				var rate float64
 				var last time.Time
-				if err := rows.Scan(&tier, &sampled, &reason, &review, &n, &rate, &last); err != nil {
-					return fmt.Errorf("sampling tiers: %w", err)
+				if err := rows.Scan(&kind, &tier, &sampled, &reason, &review, &n, &ns, &nr, &rate, &last); err != nil {
+					return fmt.Errorf("sampling: %w", err)
+				}
+				if kind == "p" {
+					b, _ := strconv.ParseInt(tier, 10, 64)
+					progress[b] = ReviewPoint{Start: time.Unix(b, 0).UTC(), Sampled: ns, Reviewed: nr}
+					continue
 				}
 				t := tiers[tier]
 				if t == nil {
@@ -458,7 +445,7 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 					tiers[tier] = t
 				}
 				t.Total += n
-				if sampled != 1 {
+				if sampled != "1" {
 					continue
 				}
 				t.Sampled += n
@@ -484,44 +471,26 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 				}
 			}
 			if err := rows.Err(); err != nil {
-				return fmt.Errorf("sampling tiers: %w", err)
+				return fmt.Errorf("sampling: %w", err)
 			}
 			for _, t := range tiers {
 				page.Tiers = append(page.Tiers, *t)
 			}
 			sort.Slice(page.Tiers, func(i, j int) bool { return TierLess(page.Tiers[i].Tier, page.Tiers[j].Tier) })
 			page.Outcomes = top(outcomes, func(a, b *Count) bool { return a.Total > b.Total })
-			return nil
-		},
-		func() error {
-			q := "SELECT toDateTime(intDiv(toUInt32(start_time), ?) * ?) AS b, countIf(sampled = 1), countIf(sampled = 1 AND review_status != '')" + where + " GROUP BY b ORDER BY b"
-			rows, err := c.conn.Query(ctx, q, append([]any{secs, secs}, w.args...)...)
-			if err != nil {
-				return fmt.Errorf("review progress: %w", err)
-			}
-			defer rows.Close()
-			got := map[int64]ReviewPoint{}
-			for rows.Next() {
-				var p ReviewPoint
-				if err := rows.Scan(&p.Start, &p.Sampled, &p.Reviewed); err != nil {
-					return fmt.Errorf("review progress: %w", err)
-				}
-				got[p.Start.Unix()] = p
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("review progress: %w", err)
-			}
 			for _, b := range buckets(from, to, step) {
-				p := got[b.Unix()]
+				p := progress[b.Unix()]
 				p.Start = b
 				page.Progress = append(page.Progress, p)
 			}
 			return nil
 		},
 		func() error {
-			q := "SELECT " + rowColumns + where + " AND sampled = 1 AND review_status = ''" +
-				" ORDER BY start_time, record_id LIMIT ? BY risk_tier LIMIT ?"
-			rows, err := c.conn.Query(ctx, q, append(w.args, QueuePerTier, QueuePerTier*20)...)
+			// Pending means pending in the latest version: the filter runs
+			// before the join, the join drops records reviewed since.
+			src, args := c.from(rowSource, w, scope, " AND sampled = 1 AND review_status = ''", "")
+			q := "SELECT " + rowColumns + src + " ORDER BY start_time, record_id LIMIT ? BY risk_tier LIMIT ?"
+			rows, err := c.conn.Query(ctx, q, append(args, QueuePerTier, QueuePerTier*20)...)
 			if err != nil {
 				return fmt.Errorf("sample queue: %w", err)
 			}

@@ -63,32 +63,36 @@ func (f Filter) scope() (*where, error) {
 	return w, nil
 }
 
-// latest is the condition "this row is the latest version of its record"
-// within scope, without FINAL: version 1 rows of records that have no later
-// version, and the highest version of those that do. Both subqueries read
-// only rows with version > 1 (a small share: amended and reviewed records)
-// and only the version and record_id columns. On 18.16 with 1M rows in
-// fresh parts this was 5× faster than FINAL (see docs/dashboards.md).
+// latestJoin keeps only the latest version of each record within scope,
+// without FINAL: the rows a query reads are joined (ANY LEFT JOIN on
+// record_id) to the highest version of every record that has more than one,
+// and a row survives if its version is at least that (rows of single-version
+// records join nothing and get 0). The right side reads only rows with
+// version > 1 (amended and reviewed records, a small share) and two columns.
+// Filters apply to the row before the join, the latest version is chosen
+// over all versions in scope: a record whose latest version fails a filter
+// is excluded even when an older version would pass.
+//
+// Measured on 18.16 with 1M rows, 5% with a second version, in fresh parts:
+// FINAL 0.4–6 s depending on the number of parts; a NOT IN / IN pair of
+// subqueries 0.45–0.6 s per scan; this join 0.12–0.3 s per scan.
 //
 // Exactness assumes one row per (record_id, version), which the store
 // guarantees (it never re-inserts a committed offset range) and
 // ReplacingMergeTree restores at merge time if a duplicate slipped in.
-func latest(table string, scope *where) (string, []any) {
-	s := scope.sql()
-	cond := "((version = 1 AND record_id NOT IN (SELECT record_id FROM " + table + " WHERE " + s + " AND version > 1))" +
-		" OR (version > 1 AND (record_id, version) IN (SELECT record_id, max(version) FROM " + table + " WHERE " + s + " AND version > 1 GROUP BY record_id)))"
-	args := append(append([]any{}, scope.args...), scope.args...)
-	return cond, args
+func latestJoin(table string, scope *where) (string, []any) {
+	return " ANY LEFT JOIN (SELECT record_id, max(version) AS _latest FROM " + table + " PREWHERE version > 1 WHERE " + scope.sql() +
+		" GROUP BY record_id) USING record_id WHERE version >= _latest", scope.args
 }
 
-// build turns f into conditions on the latest version of each record in
-// table. It refuses a filter without tenants.
-func (f Filter) build(table string) (*where, error) {
-	w, err := f.scope()
-	if err != nil {
-		return nil, err
+// build turns f into conditions on a row, and returns them with the scope
+// (tenant and time) that latestJoin needs. It refuses a filter without
+// tenants.
+func (f Filter) build() (w, scope *where, err error) {
+	if w, err = f.scope(); err != nil {
+		return nil, nil, err
 	}
-	scope, _ := f.scope()
+	scope, _ = f.scope()
 	if f.Team != "" {
 		w.add(teamExpr+" = ?", f.Team)
 	}
@@ -113,7 +117,7 @@ func (f Filter) build(table string) (*where, error) {
 	case Flagged:
 		w.add("(near_miss = 1 OR outcome = 'blocked')")
 	default:
-		return nil, fmt.Errorf("query: unknown category %q", f.Category)
+		return nil, nil, fmt.Errorf("query: unknown category %q", f.Category)
 	}
 	if f.Sampled {
 		w.add("sampled = 1")
@@ -130,9 +134,7 @@ func (f Filter) build(table string) (*where, error) {
 	default:
 		w.add("review_status = ?", string(f.Review))
 	}
-	cond, args := latest(table, scope)
-	w.add(cond, args...)
-	return w, nil
+	return w, scope, nil
 }
 
 // unix returns t as seconds for toDateTime: DateTime is UInt32 seconds, and
