@@ -501,6 +501,8 @@ func (a *Archiver) putBatch(ctx context.Context, p int32, s *sealing) error {
 		return err
 	}
 	if bytes.Equal(existing, s.data) {
+		a.m.adopted.Inc()
+		a.log.Info("adopted a batch object uploaded before a restart", "key", s.objectKey)
 		return nil
 	}
 	if err := sameRecords(ctx, existing, s.rows); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
 	"github.com/auditline/auditline/sinks/archive/archivetest"
@@ -274,3 +275,9 @@ func testutilValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func newTSA(t *testing.T) *archivetest.TSA { return archivetest.NewTSA(t) }
+
+type recordField = record.Field
+
+func fields() []record.Field { return record.Fields() }
