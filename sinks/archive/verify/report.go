@@ -13,6 +13,10 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "archive   s3://%s/%s\n", r.Bucket, r.Prefix)
 	fmt.Fprintf(w, "keys      %s (from %s)\n", strings.Join(r.Keys, ", "), r.KeySource)
 	for _, p := range r.Partitions {
+		if p.Batches == 0 {
+			fmt.Fprintf(w, "partition %-4d no manifest verifies\n", p.Partition)
+			continue
+		}
 		fmt.Fprintf(w, "partition %-4d %6d batches, offsets [%d, %d); %d batches read, %d records verified\n",
 			p.Partition, p.Batches, p.From, p.To, p.Checked, p.Records)
 	}

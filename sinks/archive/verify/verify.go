@@ -425,7 +425,11 @@ func (v *verifier) chain(ctx context.Context, p int32, keys []string, want map[i
 			if errors.As(err, &me) && me.Signature {
 				check = CheckSignature
 			}
-			v.rep.fail(Failure{Check: check, Key: key, Partition: p, From: from, To: unverifiedTo(data), Detail: err.Error()})
+			to, obj := unverified(data)
+			v.rep.fail(Failure{Check: check, Key: key, Partition: p, From: from, To: to, Detail: err.Error()})
+			if obj != "" {
+				referenced[obj] = true // already reported: not an orphan as well
+			}
 			prev = e // keep the hash link: the next manifest must still point at these bytes
 			continue
 		}
@@ -491,17 +495,18 @@ func (v *verifier) inWindow(m *manifest.Manifest) bool {
 	return true
 }
 
-// unverifiedTo reads "to" from a manifest body without trusting it, to name
-// the range of a manifest that failed to verify.
-func unverifiedTo(data []byte) int64 {
+// unverified reads "to" and "object_key" from a manifest body without
+// trusting them, to name the range of a manifest that failed to verify.
+func unverified(data []byte) (to int64, objectKey string) {
 	line, _, _ := bytes.Cut(data, []byte("\n"))
 	var x struct {
-		To *int64 `json:"to"`
+		To        *int64 `json:"to"`
+		ObjectKey string `json:"object_key"`
 	}
-	if json.Unmarshal(line, &x) == nil && x.To != nil {
-		return *x.To
+	if json.Unmarshal(line, &x) != nil || x.To == nil {
+		return -1, ""
 	}
-	return -1
+	return *x.To, x.ObjectKey
 }
 
 func short(h string) string {
