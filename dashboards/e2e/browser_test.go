@@ -330,7 +330,7 @@ func simulatedPipeline(t *testing.T) backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = seed.Drop(context.Background(), conn, db); conn.Close() })
-	if err := conn.Exec(ctx, seed.Schema(db, query.DefaultTable)); err != nil {
+	if err := seed.CreateSchema(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}
 	recs := seed.Generate(20000, seed.Options{End: time.Now(), Span: 7 * 24 * time.Hour, Seed: 7})

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -67,6 +68,39 @@ type ClickHouse struct {
 
 	colsMu sync.Mutex
 	cols   map[string]string // column name → type, loaded on first use
+	tables map[string]bool   // tables of the database, loaded on first use
+}
+
+// Tables of the store's schema the dashboards use when present.
+const (
+	versionsTable  = "decision_versions" // record_id → sort key of each version
+	rawEventsTable = "raw_events"        // original source events, incl. oversight
+)
+
+// hasTable reports whether the database has table name (read once).
+func (c *ClickHouse) hasTable(ctx context.Context, name string) (bool, error) {
+	c.colsMu.Lock()
+	defer c.colsMu.Unlock()
+	if c.tables == nil {
+		rows, err := c.conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ?", c.db)
+		if err != nil {
+			return false, fmt.Errorf("clickhouse: list tables: %w", err)
+		}
+		defer rows.Close()
+		tables := map[string]bool{}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return false, fmt.Errorf("clickhouse: list tables: %w", err)
+			}
+			tables[n] = true
+		}
+		if err := rows.Err(); err != nil {
+			return false, fmt.Errorf("clickhouse: list tables: %w", err)
+		}
+		c.tables = tables
+	}
+	return c.tables[name], nil
 }
 
 // Open connects (lazily: the first query dials) with cfg, which must be valid.
@@ -137,6 +171,7 @@ func (c *ClickHouse) columns(ctx context.Context) (map[string]string, error) {
 		return nil, fmt.Errorf("clickhouse: table %s not found (run 'auditline migrate')", c.table)
 	}
 	c.cols = cols
+	c.tables = nil // re-read with the columns: a migration may have added tables
 	return cols, nil
 }
 
@@ -160,9 +195,9 @@ func parallel(fns ...func() error) error {
 // version) by w and extra in a subquery, then kept only if latest (see
 // latestJoin). arrayJoin, if set, is an ARRAY JOIN clause applied between.
 // The returned args are those of w then of the join.
-func (c *ClickHouse) from(cols string, w, scope *where, extra, arrayJoin string, extraArgs ...any) (string, []any) {
+func (c *ClickHouse) from(cols string, w *where, f Filter, extra, arrayJoin string, extraArgs ...any) (string, []any) {
 	inner := "SELECT record_id, version, " + cols + " FROM " + c.table + " WHERE " + w.sql() + extra
-	join, jargs := latestJoin(c.table, scope)
+	join, jargs := latestJoin(c.table, f)
 	if arrayJoin != "" {
 		arrayJoin = " ARRAY JOIN " + arrayJoin
 	}
@@ -180,7 +215,7 @@ func (c *ClickHouse) from(cols string, w, scope *where, extra, arrayJoin string,
 func (c *ClickHouse) NearMiss(ctx context.Context, f Filter) (NearMissPage, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, scope, err := f.build()
+	w, err := f.build()
 	if err != nil {
 		return NearMissPage{}, err
 	}
@@ -192,7 +227,7 @@ func (c *ClickHouse) NearMiss(ctx context.Context, f Filter) (NearMissPage, erro
 	secs := int64(step / time.Second)
 	page := NearMissPage{Step: step}
 
-	src, args := c.from("start_time, outcome, near_miss, near_miss_reasons, "+dimColumns, w, scope, "", "")
+	src, args := c.from("start_time, outcome, near_miss, near_miss_reasons, "+dimColumns, w, f, "", "")
 	q := "SELECT g.1 AS kind, g.2 AS k1, g.3 AS k2, g.4 AS k3, count() AS total," +
 		" countIf(outcome = 'blocked') AS blocked, countIf(near_miss = 1 AND outcome != 'blocked') AS near" +
 		" FROM (SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, " + teamExpr + " AS team, requested_alias, provider, outcome, near_miss, near_miss_reasons" + src + ")" +
@@ -330,7 +365,7 @@ const MaxLimit = 500
 func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit int) (List, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, scope, err := f.build()
+	w, err := f.build()
 	if err != nil {
 		return List{}, err
 	}
@@ -343,7 +378,7 @@ func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit 
 	for margin := 2*limit + 64; ; margin *= 8 {
 		keys := " AND (tenant, start_time, record_id) IN (SELECT tenant, start_time, record_id FROM " + c.table + " WHERE " + w.sql() +
 			" ORDER BY start_time DESC, record_id DESC LIMIT " + strconv.Itoa(margin) + ")"
-		src, args := c.from(rowSource, w, scope, keys, "", w.args...)
+		src, args := c.from(rowSource, w, f, keys, "", w.args...)
 		q := "SELECT " + rowColumns + src + " ORDER BY start_time DESC, record_id DESC LIMIT ?"
 		l, err := c.list(ctx, q, append(args, limit+2)...)
 		if err != nil {
@@ -398,7 +433,7 @@ func (c *ClickHouse) list(ctx context.Context, q string, args ...any) (List, err
 func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, scope, err := f.build()
+	w, err := f.build()
 	if err != nil {
 		return SamplingPage{}, err
 	}
@@ -411,7 +446,7 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 	page := SamplingPage{Step: step}
 	err = parallel(
 		func() error {
-			src, args := c.from("risk_tier, sampled, sample_reason, review_status, sample_rate, start_time", w, scope, "", "")
+			src, args := c.from("risk_tier, sampled, sample_reason, review_status, sample_rate, start_time", w, f, "", "")
 			q := "SELECT g.1 AS kind, g.2 AS k1, g.3 AS k2, g.4 AS k3, g.5 AS k4, count() AS n," +
 				" countIf(sampled = 1) AS s, countIf(sampled = 1 AND review_status != '') AS r, argMax(sample_rate, start_time) AS rate, max(start_time) AS last" +
 				" FROM (SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, risk_tier, sampled, sample_reason, review_status, sample_rate, start_time" + src + ")" +
@@ -488,7 +523,7 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 		func() error {
 			// Pending means pending in the latest version: the filter runs
 			// before the join, the join drops records reviewed since.
-			src, args := c.from(rowSource, w, scope, " AND sampled = 1 AND review_status = ''", "")
+			src, args := c.from(rowSource, w, f, " AND sampled = 1 AND review_status = ''", "")
 			q := "SELECT " + rowColumns + src + " ORDER BY start_time, record_id LIMIT ? BY risk_tier LIMIT ?"
 			rows, err := c.conn.Query(ctx, q, append(args, QueuePerTier, QueuePerTier*20)...)
 			if err != nil {
@@ -511,8 +546,11 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 			return nil
 		},
 		func() error {
-			b, err := c.burst(ctx)
-			page.Burst = b
+			sw, err := c.burst(ctx)
+			page.Switches = sw
+			if len(sw) > 0 {
+				page.Burst = sw[0]
+			}
 			return err
 		},
 	)
@@ -522,10 +560,59 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 	return page, nil
 }
 
-// burst reads the latest sampling_control event. Until the table holding raw
-// oversight events exists it reports Known = false.
-func (c *ClickHouse) burst(ctx context.Context) (Burst, error) {
-	return Burst{}, nil
+// maxSwitches is how many sampling_control events the page lists.
+const maxSwitches = 10
+
+// burst reads the recent sampling_control oversight events from raw_events
+// (the store keeps every source event's original bytes there) and returns
+// the switches newest first by occurred_at, deduplicated by event id (ingest
+// writes a sampling_control event to every partition). Without raw_events
+// (store.raw_events off) the state is unknown.
+func (c *ClickHouse) burst(ctx context.Context) ([]Burst, error) {
+	ok, err := c.hasTable(ctx, rawEventsTable)
+	if err != nil || !ok {
+		return nil, err
+	}
+	q := "SELECT body FROM `" + c.db + "`.`" + rawEventsTable + "` PREWHERE source = 'oversight' WHERE position(body, 'sampling_control') > 0" +
+		" ORDER BY received_at_ms DESC LIMIT ?"
+	rows, err := c.conn.Query(ctx, q, maxSwitches*64)
+	if err != nil {
+		return nil, fmt.Errorf("burst state: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	var out []Burst
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("burst state: %w", err)
+		}
+		var ev struct {
+			EventID  string `json:"event_id"`
+			Kind     string `json:"kind"`
+			Reviewer struct {
+				ID   string `json:"id"`
+				Role string `json:"role"`
+			} `json:"reviewer"`
+			Rationale  string    `json:"rationale"`
+			OccurredAt time.Time `json:"occurred_at"`
+			Sampling   *struct {
+				Burst bool     `json:"burst"`
+				Tiers []string `json:"tiers"`
+			} `json:"sampling"`
+		}
+		if json.Unmarshal([]byte(body), &ev) != nil || ev.Kind != "sampling_control" || ev.Sampling == nil || seen[ev.EventID] {
+			continue // ingest validated it; anything else here is not a switch
+		}
+		seen[ev.EventID] = true
+		out = append(out, Burst{Known: true, EventID: ev.EventID, On: ev.Sampling.Burst, By: ev.Reviewer.ID, Role: ev.Reviewer.Role,
+			Rationale: ev.Rationale, At: ev.OccurredAt.UTC(), Tiers: ev.Sampling.Tiers})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("burst state: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	return out[:min(len(out), maxSwitches)], nil
 }
 
 // tierRank orders the usual tier names most severe first; others sort after,

@@ -18,6 +18,7 @@ import (
 type env struct {
 	ch   *query.ClickHouse
 	ins  func(recs []seed.Positioned)
+	raw  func(body string, at time.Time, partitions ...int32)
 	recs []seed.Positioned
 	end  time.Time
 }
@@ -32,7 +33,7 @@ func setup(t *testing.T, n int) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = seed.Drop(context.Background(), conn, db); conn.Close() })
-	if err := conn.Exec(ctx, seed.Schema(db, query.DefaultTable)); err != nil {
+	if err := seed.CreateSchema(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}
 	end := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -51,7 +52,17 @@ func setup(t *testing.T, n int) env {
 			t.Fatal(err)
 		}
 	}
-	return env{ch: ch, ins: ins, recs: recs, end: end}
+	raw := func(body string, at time.Time, partitions ...int32) {
+		t.Helper()
+		var ev struct {
+			EventID string `json:"event_id"`
+		}
+		_ = json.Unmarshal([]byte(body), &ev)
+		if err := seed.InsertOversight(ctx, conn, db, []byte(body), ev.EventID, at, partitions...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env{ch: ch, ins: ins, raw: raw, recs: recs, end: end}
 }
 
 // want computes the expected counts from the generated records.
@@ -258,6 +269,69 @@ func TestClickHouseQueries(t *testing.T) {
 		l, err = e.ch.Records(ctx, f, query.Cursor{}, 500)
 		if err != nil || slices.ContainsFunc(l.Rows, func(r query.Row) bool { return r.RecordID == v1.D.RecordID }) {
 			t.Fatalf("pending list still has the reviewed record: %v", err)
+		}
+	})
+
+	t.Run("a version that moves a record to another tenant takes it away", func(t *testing.T) {
+		var v1 seed.Positioned
+		for _, r := range e.recs {
+			if isAcme(&r.D) && r.D.Outcome.Status == record.OutcomeBlocked && !r.D.Risk.Sampled {
+				v1 = r
+				break
+			}
+		}
+		before, err := e.ch.NearMiss(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v2 := v1
+		v2.D.Version, v2.D.Completeness, v2.Offset = 2, record.Amended, 888888
+		v2.D.Identity.Tenant = "globex"
+		e.ins([]seed.Positioned{v2})
+		after, err := e.ch.NearMiss(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Totals.Total != before.Totals.Total-1 || after.Totals.Blocked != before.Totals.Blocked-1 {
+			t.Fatalf("acme still counts the moved record: %+v → %+v", before.Totals, after.Totals)
+		}
+		if _, err := e.ch.Record(ctx, acme, v1.D.RecordID, 0); !errors.Is(err, query.ErrNotFound) {
+			t.Fatalf("acme can open the moved record: %v", err)
+		}
+		if _, err := e.ch.Record(ctx, acme, v1.D.RecordID, 1); !errors.Is(err, query.ErrNotFound) {
+			t.Fatalf("acme can open the moved record's v1: %v", err)
+		}
+		d, err := e.ch.Record(ctx, query.Filter{Tenants: []string{"globex"}}, v1.D.RecordID, 0)
+		if err != nil || d.Decision.Version != 2 || len(d.Versions) != 2 {
+			t.Fatalf("globex: %v %+v", err, d.Versions)
+		}
+		f := acme
+		f.Category = query.Blocked
+		l, err := e.ch.Records(ctx, f, query.Cursor{}, query.MaxLimit)
+		if err != nil || slices.ContainsFunc(l.Rows, func(r query.Row) bool { return r.RecordID == v1.D.RecordID }) {
+			t.Fatalf("acme's list still has the moved record: %v", err)
+		}
+	})
+
+	t.Run("burst switches come from raw_events", func(t *testing.T) {
+		p, err := e.ch.Sampling(ctx, acme)
+		if err != nil || p.Burst.Known || len(p.Switches) != 0 {
+			t.Fatalf("before any switch: %+v %v", p.Burst, err)
+		}
+		e.raw(`{"schema":"auditline.oversight.v1","event_id":"sw-1","kind":"sampling_control","occurred_at":"2026-11-22T09:00:00Z","reviewer":{"id":"carol","role":"admin"},"rationale":"incident 41","sampling":{"burst":true,"tiers":["high"]}}`, e.end.Add(-3*time.Hour), 0, 1, 2)
+		e.raw(`{"schema":"auditline.oversight.v1","event_id":"sw-2","kind":"sampling_control","occurred_at":"2026-11-22T10:00:00+01:00","reviewer":{"id":"dan","role":"admin"},"rationale":"over","sampling":{"burst":false}}`, e.end.Add(-2*time.Hour), 0, 1, 2)
+		e.raw(`{"schema":"auditline.oversight.v1","event_id":"rv-1","kind":"review","occurred_at":"2026-11-22T11:00:00Z","reviewer":{"id":"rita"},"request_key":"k","outcome":"approve","rationale":"mentions sampling_control"}`, e.end.Add(-time.Hour))
+		p, err = e.ch.Sampling(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// sw-2 happened at 09:00Z (10:00+01:00), sw-1 at 09:00Z too: ties keep
+		// the newest received first.
+		if len(p.Switches) != 2 || !p.Burst.Known || p.Burst.EventID != "sw-2" || p.Burst.On || p.Burst.By != "dan" {
+			t.Fatalf("switches %+v", p.Switches)
+		}
+		if p.Switches[1].EventID != "sw-1" || !p.Switches[1].On || p.Switches[1].Tiers[0] != "high" || p.Switches[1].Rationale != "incident 41" {
+			t.Fatalf("older switch %+v", p.Switches[1])
 		}
 	})
 

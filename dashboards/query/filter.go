@@ -29,6 +29,14 @@ func (w *where) sql() string {
 // teamExpr is how the dashboards name a team: its alias, else its id.
 const teamExpr = "if(team_alias != '', team_alias, team_id)"
 
+// sees reports whether tenant is within f's tenant scoping.
+func (f Filter) sees(tenant string) bool {
+	if f.Tenant != "" && f.Tenant != tenant {
+		return false
+	}
+	return slices.Contains(f.Tenants, AllTenants) || slices.Contains(f.Tenants, tenant)
+}
+
 // scope is the tenant and time conditions of f: the part of a filter that
 // every version of a record satisfies alike (tenant and start time are in
 // the table's sort key, so versions of a record agree on them). It refuses a
@@ -63,36 +71,49 @@ func (f Filter) scope() (*where, error) {
 	return w, nil
 }
 
-// latestJoin keeps only the latest version of each record within scope,
-// without FINAL: the rows a query reads are joined (ANY LEFT JOIN on
-// record_id) to the highest version of every record that has more than one,
-// and a row survives if its version is at least that (rows of single-version
-// records join nothing and get 0). The right side reads only rows with
-// version > 1 (amended and reviewed records, a small share) and two columns.
-// Filters apply to the row before the join, the latest version is chosen
-// over all versions in scope: a record whose latest version fails a filter
-// is excluded even when an older version would pass.
+// versionMargin widens the time range in which latestJoin looks for later
+// versions: a later version may carry a slightly different start time (an
+// earlier attempt reported late), so it is searched a day either side.
+const versionMargin = 24 * time.Hour
+
+// latestJoin keeps only the latest version of each record, without FINAL:
+// the rows a query reads are joined (ANY LEFT JOIN on record_id) to the
+// highest version of every record that has more than one, and a row survives
+// if its version is at least that (rows of single-version records join
+// nothing and get 0). The right side reads only rows with version > 1
+// (amended and reviewed records, a small share) and is scoped by time alone,
+// never by tenant: a later version that moved the record to another tenant
+// still supersedes the earlier one, so the earlier tenant stops seeing it
+// (docs/sql.md: a late gateway event can move a record). Filters apply to
+// the row before the join and the latest version is chosen over all
+// versions: a record whose latest version fails a filter is excluded even
+// when an older version would pass.
 //
 // Measured on 18.16 with 1M rows, 5% with a second version, in fresh parts:
 // FINAL 0.4–6 s depending on the number of parts; a NOT IN / IN pair of
 // subqueries 0.45–0.6 s per scan; this join 0.12–0.3 s per scan.
 //
 // Exactness assumes one row per (record_id, version), which the store
-// guarantees (it never re-inserts a committed offset range) and
+// guarantees (store_progress makes replays exactly-once) and
 // ReplacingMergeTree restores at merge time if a duplicate slipped in.
-func latestJoin(table string, scope *where) (string, []any) {
-	return " ANY LEFT JOIN (SELECT record_id, max(version) AS _latest FROM " + table + " PREWHERE version > 1 WHERE " + scope.sql() +
-		" GROUP BY record_id) USING record_id WHERE version >= _latest", scope.args
+func latestJoin(table string, f Filter) (string, []any) {
+	w := &where{}
+	if !f.From.IsZero() {
+		w.add("start_time >= toDateTime(?)", unix(f.From.Add(-versionMargin)))
+	}
+	if !f.To.IsZero() {
+		w.add("start_time < toDateTime(?)", unix(f.To.Add(versionMargin)))
+	}
+	return " ANY LEFT JOIN (SELECT record_id, max(version) AS _latest FROM " + table + " PREWHERE version > 1 WHERE " + w.sql() +
+		" GROUP BY record_id) USING record_id WHERE version >= _latest", w.args
 }
 
-// build turns f into conditions on a row, and returns them with the scope
-// (tenant and time) that latestJoin needs. It refuses a filter without
+// build turns f into conditions on a row. It refuses a filter without
 // tenants.
-func (f Filter) build() (w, scope *where, err error) {
+func (f Filter) build() (w *where, err error) {
 	if w, err = f.scope(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	scope, _ = f.scope()
 	if f.Team != "" {
 		w.add(teamExpr+" = ?", f.Team)
 	}
@@ -117,7 +138,7 @@ func (f Filter) build() (w, scope *where, err error) {
 	case Flagged:
 		w.add("(near_miss = 1 OR outcome = 'blocked')")
 	default:
-		return nil, nil, fmt.Errorf("query: unknown category %q", f.Category)
+		return nil, fmt.Errorf("query: unknown category %q", f.Category)
 	}
 	if f.Sampled {
 		w.add("sampled = 1")
@@ -134,7 +155,7 @@ func (f Filter) build() (w, scope *where, err error) {
 	default:
 		w.add("review_status = ?", string(f.Review))
 	}
-	return w, scope, nil
+	return w, nil
 }
 
 // unix returns t as seconds for toDateTime: DateTime is UInt32 seconds, and

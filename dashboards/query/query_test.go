@@ -56,7 +56,7 @@ func TestBuild(t *testing.T) {
 		{"bad category", Filter{Tenants: []string{"a"}, Category: "x"}, errors.New("unknown category"), nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w, _, err := tc.f.build()
+			w, err := tc.f.build()
 			if tc.err != nil {
 				if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(tc.err.Error(), "query: ")) {
 					t.Fatalf("err %v, want %v", err, tc.err)

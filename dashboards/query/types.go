@@ -174,6 +174,7 @@ type ReviewPoint struct {
 // and why.
 type Burst struct {
 	Known     bool // false: no sampling_control event found
+	EventID   string
 	On        bool
 	By        string
 	Role      string
@@ -190,4 +191,5 @@ type SamplingPage struct {
 	Progress []ReviewPoint
 	Queue    []Row // pending, oldest first, at most QueuePerTier per tier
 	Burst    Burst
+	Switches []Burst // recent burst switches, newest first
 }

@@ -1,10 +1,12 @@
 // Package seed fills a ClickHouse test database with decision records for the
 // dashboards' integration tests, browser tests and page-load benchmark.
 //
-// Rows are written column by column from record.Fields(), the same walk the
-// store stage uses, so the seeded table has the production column names. When
-// the store package provides the schema (store.Migrate) the tests use it; the
-// DDL here mirrors its documented mapping and is only a fallback.
+// The schema is the store's (store.Migrate). Rows are written column by
+// column from record.Fields(), the walk the store's columns are derived from
+// (a time as DateTime('UTC') plus "<name>_ms" Unix ms, lists as Nested), so
+// what the dashboards read here is what they read in production; the store's
+// materialized views fill decision_versions and decision_superseded on
+// insert as they do for the store stage.
 package seed
 
 import (
@@ -12,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -22,6 +25,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/store"
 )
 
 // Open connects to addr's database db (created if missing).
@@ -44,10 +48,16 @@ func Open(ctx context.Context, addr, db string) (driver.Conn, error) {
 // Table is the decision records table.
 const Table = "decision_records"
 
-// CreateSchema creates the decision records table in db.
+// CreateSchema creates the store's schema in db with store.Migrate: the
+// tests and the benchmark run on exactly the tables, materialized views and
+// views that `auditline migrate` creates.
 func CreateSchema(ctx context.Context, conn driver.Conn, db string) error {
-	if err := conn.Exec(ctx, Schema(db, Table)); err != nil {
-		return fmt.Errorf("create %s.%s: %w", db, Table, err)
+	srv, err := store.Detect(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if _, err := store.Migrate(ctx, conn, db, srv, slog.New(slog.DiscardHandler)); err != nil {
+		return fmt.Errorf("migrate %s: %w", db, err)
 	}
 	return nil
 }
@@ -55,59 +65,6 @@ func CreateSchema(ctx context.Context, conn driver.Conn, db string) error {
 // Drop removes the database.
 func Drop(ctx context.Context, conn driver.Conn, db string) error {
 	return conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`")
-}
-
-func chType(k record.Kind, nested bool) string {
-	switch k {
-	case record.KindString:
-		return "String"
-	case record.KindBool:
-		return "UInt8"
-	case record.KindInt32:
-		return "Int32"
-	case record.KindInt64:
-		return "Int64"
-	case record.KindUint32:
-		return "UInt32"
-	case record.KindFloat64:
-		return "Float64"
-	case record.KindNullFloat:
-		return "Nullable(Float64)"
-	case record.KindTime:
-		return "DateTime('UTC')"
-	case record.KindStrings:
-		return "Array(String)"
-	}
-	return "String"
-}
-
-// Schema returns the CREATE TABLE of the fallback schema, the store's
-// mapping (store/schema.go): one column per field, a Time as DateTime('UTC')
-// plus "<name>_ms" Int64 Unix milliseconds, Nested for lists, the row's
-// decisions-topic position, ReplacingMergeTree(version) partitioned by month
-// and ordered by (tenant, start_time, record_id).
-func Schema(db, table string) string {
-	var cols []string
-	for _, f := range record.Fields() {
-		switch f.Kind {
-		case record.KindStructList:
-			var sub []string
-			for _, e := range f.Elem {
-				sub = append(sub, "`"+e.Name+"` "+chType(e.Kind, true))
-				if e.Kind == record.KindTime {
-					sub = append(sub, "`"+e.Name+"_ms` Int64")
-				}
-			}
-			cols = append(cols, "`"+f.Name+"` Nested("+strings.Join(sub, ", ")+")")
-		case record.KindTime:
-			cols = append(cols, "`"+f.Name+"` DateTime('UTC')", "`"+f.Name+"_ms` Int64")
-		default:
-			cols = append(cols, "`"+f.Name+"` "+chType(f.Kind, false))
-		}
-	}
-	cols = append(cols, "`kafka_topic` String", "`kafka_partition` Int32", "`kafka_offset` Int64")
-	return "CREATE TABLE IF NOT EXISTS `" + db + "`.`" + table + "` (\n  " + strings.Join(cols, ",\n  ") +
-		"\n) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(start_time) ORDER BY (tenant, start_time, record_id)"
 }
 
 // Positioned is a record version with its decisions-topic position.
@@ -375,4 +332,29 @@ func Generate(n int, o Options) []Positioned {
 		out = append(out, v2)
 	}
 	return out
+}
+
+// InsertOversight stores an oversight event's original bytes in raw_events,
+// as the store stage does for every event ingest accepted, once per
+// partition given (ingest fans a sampling_control event out to every
+// partition).
+func InsertOversight(ctx context.Context, conn driver.Conn, db string, body []byte, eventID string, receivedAt time.Time, partitions ...int32) error {
+	if len(partitions) == 0 {
+		partitions = []int32{0}
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`raw_events` (topic, partition, offset, key, source, format, event_id, received_at, received_at_ms, kafka_timestamp_ms, sha256, size, body, body_stored)")
+	if err != nil {
+		return fmt.Errorf("prepare raw_events insert: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	for _, p := range partitions {
+		if err := batch.Append("auditline.raw.gateway", p, receivedAt.UnixNano()%1e9, "", "oversight", "single", eventID, receivedAt.UTC().Truncate(time.Second),
+			receivedAt.UnixMilli(), receivedAt.UnixMilli(), hex.EncodeToString(sum[:]), uint32(len(body)), string(body), uint8(1)); err != nil {
+			return fmt.Errorf("append raw event: %w", err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert raw_events: %w", err)
+	}
+	return nil
 }
