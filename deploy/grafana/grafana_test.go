@@ -46,9 +46,9 @@ type dashboard struct {
 
 var files = []string{"near-miss.json", "sampling.json"}
 
-// latestVersion is the start of the condition that keeps only the latest
-// version of each record (dashboards/query/filter.go, latest).
-const latestVersion = "((version = 1 AND record_id NOT IN (SELECT record_id FROM decision_records WHERE"
+// latestVersion is the join that keeps only the latest version of each
+// record (dashboards/query/filter.go, latestJoin).
+const latestVersion = "ANY LEFT JOIN (\n    SELECT record_id, max(version) AS _latest FROM decision_records PREWHERE version > 1"
 
 func load(t *testing.T, name string) dashboard {
 	t.Helper()
@@ -103,7 +103,7 @@ func TestDashboardJSON(t *testing.T) {
 				if p.Type == "timeseries" && (*tg.Format != 0 || !strings.Contains(tg.RawSQL, " AS time")) {
 					t.Errorf("%s: time series %q must return a time column with format 0", f, p.Title)
 				}
-				if strings.Contains(tg.RawSQL, "decision_records") && !strings.Contains(tg.RawSQL, latestVersion) {
+				if strings.Contains(tg.RawSQL, "decision_records") && (!strings.Contains(tg.RawSQL, latestVersion) || !strings.Contains(tg.RawSQL, "WHERE version >= _latest")) {
 					t.Errorf("%s: panel %q reads decision_records without the latest-version condition: it would count old versions", f, p.Title)
 				}
 			}
@@ -167,6 +167,10 @@ func TestPanelSQL(t *testing.T) {
 	}
 	end := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	if err := seed.Insert(ctx, conn, db, seed.Table, seed.Generate(3000, seed.Options{End: end, Span: 7 * 24 * time.Hour, Seed: 3})); err != nil {
+		t.Fatal(err)
+	}
+	sw := []byte(`{"schema":"auditline.oversight.v1","event_id":"sw-1","kind":"sampling_control","occurred_at":"2026-11-22T09:00:00Z","reviewer":{"id":"carol","role":"admin"},"rationale":"incident 41","sampling":{"burst":true}}`)
+	if err := seed.InsertOversight(ctx, conn, db, sw, "sw-1", end.Add(-time.Hour), 0, 1, 2); err != nil {
 		t.Fatal(err)
 	}
 	all := map[string][]string{"tenant": {"__all"}, "team": {"__all"}, "alias": {"__all"}, "provider": {"__all"}, "datasource": {"ClickHouse"}, "dashboard_url": {"http://x"}}
