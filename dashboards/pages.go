@@ -529,6 +529,7 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request) {
 
 type samplingPage struct {
 	basePage
+	Return    string // this page's URL, to come back to after a switch
 	Data      query.SamplingPage
 	Progress  template.HTML
 	TierChart template.HTML
@@ -553,7 +554,7 @@ func (s *Server) sampling(w http.ResponseWriter, r *http.Request) {
 		s.queryFailed(w, r, "sampling", err)
 		return
 	}
-	p := samplingPage{basePage: s.base(r, "Sampling", "sampling", v), Data: data}
+	p := samplingPage{basePage: s.base(r, "Sampling", "sampling", v), Data: data, Return: r.URL.RequestURI()}
 	p.Elapsed = elapsed
 	for _, t := range data.Tiers {
 		p.Reviewed += t.Reviewed
@@ -646,5 +647,9 @@ func (s *Server) burst(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.posts.WithLabelValues(oversight.KindSamplingControl, "ok").Inc()
 	s.log.Info("burst switched", "on", on, "tiers", tiers, "event", eventID, "by", p.Name)
-	http.Redirect(w, r, "/sampling?switched="+map[bool]string{true: "on", false: "off"}[on], http.StatusSeeOther)
+	back := safeNext(r.PostFormValue("return"))
+	if !strings.HasPrefix(back, "/sampling") {
+		back = "/sampling"
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }

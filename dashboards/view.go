@@ -127,6 +127,13 @@ func parseView(q url.Values, now time.Time, cfg *Config) (view, error) {
 		}
 	default:
 		d := cfg.DefaultRange
+		if rng == "" {
+			for _, r := range ranges {
+				if r.D == d {
+					rng = r.Name // show the default as the named range it is
+				}
+			}
+		}
 		if rng != "" {
 			d = 0
 			for _, r := range ranges {

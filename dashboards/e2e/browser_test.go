@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -30,10 +31,12 @@ import (
 // backend is what stands behind the dashboard: a ClickHouse database with
 // records, and an ingest endpoint for oversight events.
 type backend struct {
-	ch          query.Config
-	ingestURL   string
-	ingestToken string
-	mode        string
+	ch               query.Config
+	ingestURL        string
+	ingestToken      string
+	mode             string
+	tenantA, tenantB string    // tenants of the two reviewers
+	from, to         time.Time // a time range holding the records
 }
 
 func repoRoot() string {
@@ -154,8 +157,9 @@ func startDashboard(t *testing.T, b backend) string {
 	cfg.Ingest.URL, cfg.Ingest.Token = b.ingestURL, b.ingestToken
 	cfg.ArchiveBucket = "auditline-archive"
 	cfg.Auth.Users = []auth.UserConfig{
-		{Name: "anna", PasswordHash: bcryptHash(t, "anna-pw"), Role: "reviewer", Tenants: []string{"acme"}},
-		{Name: "ben", PasswordHash: bcryptHash(t, "ben-pw"), Role: "reviewer", Tenants: []string{"globex"}},
+		{Name: "anna", PasswordHash: bcryptHash(t, "anna-pw"), Role: "reviewer", Tenants: []string{b.tenantA}},
+		{Name: "ben", PasswordHash: bcryptHash(t, "ben-pw"), Role: "reviewer", Tenants: []string{b.tenantB}},
+		{Name: "root", PasswordHash: bcryptHash(t, "root-pw"), Role: "admin", Tenants: []string{"*"}},
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -194,9 +198,9 @@ func TestBrowser(t *testing.T) {
 	var b backend
 	switch mode {
 	case "real":
-		b = realPipeline(t, true)
+		b = pipelineBackend(t, true)
 	case "auto":
-		b = realPipeline(t, false)
+		b = pipelineBackend(t, false)
 		if b.mode == "" {
 			b = simulatedPipeline(t)
 		}
@@ -205,13 +209,14 @@ func TestBrowser(t *testing.T) {
 	default:
 		t.Fatalf("AUDITLINE_E2E_PIPELINE=%q, want real, simulated or auto", mode)
 	}
+	rng := "from=" + b.from.UTC().Format(time.RFC3339) + "&to=" + b.to.UTC().Format(time.RFC3339)
 	t.Logf("pipeline behind the review POST: %s", b.mode)
 	base := startDashboard(t, b)
 	ctx := browser(t)
 	sh := newShots(t)
 
 	// 1. Log in: an unauthenticated visit lands on the login page.
-	step(t, ctx, "open", chromedp.Navigate(base+"/near-miss?range=7d"), chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)))
+	step(t, ctx, "open", chromedp.Navigate(base+"/near-miss?"+rng), chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)))
 	sh.take(ctx, "login")
 	step(t, ctx, "log in as anna",
 		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "anna"),
@@ -219,7 +224,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`.login button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#trend svg`)),
 	)
-	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/near-miss?range=7d") {
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/near-miss?from=") {
 		t.Fatalf("after login at %s, want the page first asked for", loc)
 	}
 
@@ -255,7 +260,7 @@ func TestBrowser(t *testing.T) {
 
 	// 4. Sampling: open a pending sampled record from the queue and review it.
 	step(t, ctx, "sampling page",
-		chromedp.Navigate(base+"/sampling?range=7d"),
+		chromedp.Navigate(base+"/sampling?"+rng),
 		chromedp.WaitVisible(chromedp.CSS(`#queue`)),
 	)
 	sh.take(ctx, "sampling")
@@ -301,8 +306,9 @@ func TestBrowser(t *testing.T) {
 	for _, tc := range []struct{ url, want string }{
 		{recordURL, "No record"},
 		{recordURL + "?v=1", "No record"},
-		{base + "/records?tenant=acme", "cannot see tenant"},
-		{base + "/near-miss?tenant=acme", "cannot see tenant"},
+		{recordURL + "/proof", "No record"},
+		{base + "/records?tenant=" + url.QueryEscape(b.tenantA), "cannot see tenant"},
+		{base + "/near-miss?tenant=" + url.QueryEscape(b.tenantA), "cannot see tenant"},
 	} {
 		step(t, ctx, "visit "+tc.url, chromedp.Navigate(tc.url), chromedp.WaitVisible(chromedp.CSS(`main`)))
 		if txt := bodyText(t, ctx); !strings.Contains(txt, tc.want) || strings.Contains(txt, rationale) {
@@ -311,10 +317,36 @@ func TestBrowser(t *testing.T) {
 	}
 	step(t, ctx, "ben's own record", chromedp.Navigate(recordURL), chromedp.WaitVisible(chromedp.CSS(`main`)))
 	sh.take(ctx, "tenant-b-denied")
-	step(t, ctx, "ben's list", chromedp.Navigate(base+"/records?range=7d"), chromedp.WaitVisible(chromedp.CSS(`table.records`)))
-	if strings.Contains(bodyText(t, ctx), "\tacme\t") {
-		t.Errorf("ben's record list shows an acme record")
+	step(t, ctx, "ben's list", chromedp.Navigate(base+"/records?"+rng), chromedp.WaitVisible(chromedp.CSS(`table.records`)))
+	if strings.Contains(bodyText(t, ctx), "\t"+b.tenantA+"\t") {
+		t.Errorf("ben's record list shows a record of %s", b.tenantA)
 	}
+
+	// 7. An admin switches burst mode; the switch (who, why) shows once the
+	// event is stored.
+	logout(t, ctx)
+	login(t, ctx, base, "root", "root-pw")
+	why := fmt.Sprintf("browser test %d: incident drill", time.Now().UnixNano())
+	step(t, ctx, "switch burst on",
+		chromedp.Navigate(base+"/sampling?"+rng),
+		chromedp.WaitVisible(chromedp.CSS(`.burst-form`)),
+		chromedp.Click(chromedp.CSS(`.burst-form input[value=on]`)),
+		chromedp.SendKeys(chromedp.CSS(`.burst-form textarea`), why),
+		chromedp.Click(chromedp.CSS(`.burst-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#burst-state`)),
+	)
+	deadline = time.Now().Add(60 * time.Second)
+	for !strings.Contains(eval[string](t, ctx, `document.querySelector('#burst-state').innerText`), why) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the burst switch did not show within 60 s (%s):\n%s", b.mode, bodyText(t, ctx))
+		}
+		time.Sleep(time.Second)
+		step(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#burst-state`)))
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#burst-state').innerText`); !strings.Contains(got, "ON") || !strings.Contains(got, "root") {
+		t.Errorf("burst state %q, want ON by root", got)
+	}
+	sh.take(ctx, "burst-switched")
 }
 
 // simulatedPipeline seeds ClickHouse and stands in for ingest → enrich →
@@ -360,7 +392,12 @@ func simulatedPipeline(t *testing.T) backend {
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-		if ev.Kind != oversight.KindReview {
+		if ev.Kind == oversight.KindSamplingControl {
+			// As ingest and store would: stored in raw_events, once per partition.
+			body, _ := json.Marshal(ev)
+			if err := seed.InsertOversight(context.Background(), conn, db, body, ev.EventID, time.Now(), 0, 1, 2); err != nil {
+				t.Errorf("simulated store: %v", err)
+			}
 			return
 		}
 		go func() {
@@ -392,15 +429,6 @@ func simulatedPipeline(t *testing.T) backend {
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
-	return backend{ch: chCfg, ingestURL: "http://" + ln.Addr().String() + "/v1/oversight", ingestToken: token, mode: "simulated (ingest/enrich/store stand-in)"}
-}
-
-// realPipeline runs the auditline binary's ingest, enrich and store stages.
-// It returns a zero backend when they are not built yet (unless required).
-func realPipeline(t *testing.T, required bool) backend {
-	t.Helper()
-	if required {
-		t.Fatal("AUDITLINE_E2E_PIPELINE=real: the ingest, enrich and store stages are not built yet")
-	}
-	return backend{}
+	return backend{ch: chCfg, ingestURL: "http://" + ln.Addr().String() + "/v1/oversight", ingestToken: token, mode: "simulated (ingest/enrich/store stand-in)",
+		tenantA: "acme", tenantB: "globex", from: time.Now().Add(-7 * 24 * time.Hour), to: time.Now().Add(time.Hour)}
 }
