@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
@@ -112,5 +113,44 @@ func TestReplayIsSkipped(t *testing.T) {
 	}
 	if got := e.exactlyOnce(); got != 1500 {
 		t.Fatalf("exactly once over %d, want 1500", got)
+	}
+}
+
+// TestLifecycle: a stage whose context is already over returns nil at once;
+// a bucket without Object Lock is a permanent error, reported, not retried.
+func TestLifecycle(t *testing.T) {
+	e := newEnv(t, 1)
+	a, err := New(e.cfg, e.kafka, e.topics.Decisions(), Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatalf("Run on a cancelled context = %v", err)
+	}
+	// A bucket without Object Lock.
+	cfg := e.cfg
+	cfg.S3.Bucket = e.name + "-nolock"
+	if err := e.b.Client().MakeBucket(context.Background(), cfg.S3.Bucket, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.b.Client().RemoveBucket(context.Background(), cfg.S3.Bucket) })
+	a2, err := New(cfg, e.kafka, e.topics.Decisions(), Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a2.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "object lock") {
+			t.Fatalf("Run on a bucket without Object Lock = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run kept retrying a permanent error")
+	}
+	if a2.Ready(context.Background()) == nil {
+		t.Fatal("Ready on a bucket without Object Lock")
 	}
 }

@@ -3,7 +3,6 @@ package archive
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -143,6 +142,9 @@ func (a *Archiver) Ready(ctx context.Context) error { return a.b.CheckObjectLock
 // denied) or a batch conflicts with what the archive already holds.
 func (a *Archiver) Run(ctx context.Context) error {
 	if err := a.retry(ctx, "start", a.start); err != nil {
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = a.reader.Run(done) // returns at once and releases the Kafka client
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -610,6 +612,3 @@ func (a *Archiver) putManifest(ctx context.Context, st *partition, s *sealing) (
 	}
 	return nil, false, nil
 }
-
-// publicKey returns the signing key's public half (for tests).
-func (a *Archiver) publicKey() ed25519.PublicKey { return a.signer.Public() }
