@@ -414,8 +414,9 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request) {
 		ProveCmd: "auditline prove " + id,
 	}
 	page.Elapsed = elapsed
+	page.ProveCmd = fmt.Sprintf("auditline prove --version %d %s", d.Decision.Version, id)
 	if s.src.Prover != nil {
-		page.ProofURL = "/records/" + id + "/proof"
+		page.ProofURL = fmt.Sprintf("/records/%s/proof?v=%d", id, d.Decision.Version)
 	}
 	if ev := r.URL.Query().Get("posted"); ev != "" && eventIDPattern.MatchString(ev) {
 		page.Posted = ev
@@ -430,14 +431,15 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) proof(w http.ResponseWriter, r *http.Request) {
-	id, _, err := parseRecordRef(r)
+	id, version, err := parseRecordRef(r)
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	p := session(r).Principal
-	// Tenant check first: a proof names the record's batch.
-	if _, err := s.src.Record.Record(r.Context(), query.Filter{Tenants: p.Tenants}, id, 0); err != nil {
+	// Tenant check first: a proof carries the record's canonical bytes.
+	d, err := s.src.Record.Record(r.Context(), query.Filter{Tenants: p.Tenants}, id, version)
+	if err != nil {
 		if errors.Is(err, query.ErrNotFound) {
 			s.fail(w, r, http.StatusNotFound, "No record "+id+" that you can see.")
 			return
@@ -449,14 +451,14 @@ func (s *Server) proof(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "This dashboard has no archive access. Run: auditline prove "+id)
 		return
 	}
-	b, err := s.src.Prover.Prove(r.Context(), id)
+	b, err := s.src.Prover.Prove(r.Context(), id, d.Decision.Version, d.Decision.Request.StartTime.Std())
 	if err != nil {
 		s.log.Warn("prove failed", "record", id, "err", err)
 		s.fail(w, r, http.StatusNotFound, "No inclusion proof yet (the record may not be sealed yet): "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Disposition", `attachment; filename="proof-`+id+`.json"`)
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="proof-%s-v%d.json"`, id, d.Decision.Version))
 	_, _ = w.Write(b)
 }
 

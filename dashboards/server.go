@@ -55,9 +55,11 @@ type EventPoster interface {
 	Post(ctx context.Context, ev oversight.Event) error
 }
 
-// Prover returns an inclusion proof (JSON) of a record in the archive.
+// Prover returns an RFC 6962 inclusion proof (JSON) of one version of a
+// record in the archive; around is the record's start time, a hint that
+// narrows the search to nearby batches.
 type Prover interface {
-	Prove(ctx context.Context, recordID string) ([]byte, error)
+	Prove(ctx context.Context, recordID string, version uint32, around time.Time) ([]byte, error)
 }
 
 // Pinger checks the data source for /readyz.

@@ -3,6 +3,7 @@ package dashboards
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -88,6 +89,10 @@ func (f *fake) Sampling(_ context.Context, fl query.Filter) (query.SamplingPage,
 		Burst: query.Burst{Known: true, On: true, By: "carol", Role: "admin", Rationale: "incident 42", At: time.Unix(1763700000, 0)}}, nil
 }
 
+func (f *fake) Prove(_ context.Context, id string, version uint32, around time.Time) ([]byte, error) {
+	return fmt.Appendf(nil, `{"record_id":%q,"version":%d,"around":%q}`, id, version, around.Format(time.RFC3339)), nil
+}
+
 func (f *fake) Post(_ context.Context, ev oversight.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -140,7 +145,7 @@ func testServer(t *testing.T, mutate ...func(*Config)) (*httptest.Server, *fake)
 	}
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	srv, err := New(cfg, Settings{Registry: prometheus.NewRegistry(), Now: func() time.Time { return now }},
-		Sources{NearMiss: f, Records: f, Record: f, Sampling: f, Events: f})
+		Sources{NearMiss: f, Records: f, Record: f, Sampling: f, Events: f, Prover: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +325,8 @@ func TestBadParameters(t *testing.T) {
 		{"/sampling?tenant=globex", "cannot see tenant", 403},
 		{"/records/" + idB, "No record", 404},
 		{"/records/" + idB + "/proof", "No record", 404},
-		{"/records/" + idA + "/proof", "auditline prove", 404},
+		{"/records/" + idA + "/proof", `{"record_id":"` + idA + `","version":2,"around":"2025-11-21T04:40:00Z"}`, 200},
+		{"/records/" + idA + "/proof?v=3", "No record", 404},
 		{"/near-miss?from=2026-11-21&to=2026-11-22&team=x%27%20OR%201%3D1", "Near misses", 200},
 	} {
 		t.Run(tc.path, func(t *testing.T) {

@@ -3,14 +3,21 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/auditline/auditline/dashboards"
 	"github.com/auditline/auditline/dashboards/auth"
 	"github.com/auditline/auditline/dashboards/query"
+	"github.com/auditline/auditline/sinks/archive/bucket"
+	"github.com/auditline/auditline/sinks/archive/keys"
+	"github.com/auditline/auditline/sinks/archive/layout"
+	"github.com/auditline/auditline/sinks/archive/verify"
 )
 
 // dashboardStage serves the dashboards; it closes its ClickHouse connections
@@ -57,14 +64,62 @@ func newDashboardStage(cfg *Config, set settings) (stage, error) {
 		ch.Close()
 		return nil, err
 	}
-	srv, err := dashboards.New(dc, dashboards.Settings{Logger: set.Logger, Registry: set.Registry, Handle: set.Handle}, dashboards.Sources{
-		NearMiss: ch, Records: ch, Record: ch, Sampling: ch, Events: poster, Pinger: ch,
-	})
+	src := dashboards.Sources{NearMiss: ch, Records: ch, Record: ch, Sampling: ch, Events: poster, Pinger: ch}
+	if prover, err := newArchiveProver(cfg); err != nil {
+		ch.Close()
+		return nil, err
+	} else if prover != nil {
+		src.Prover = prover
+	}
+	srv, err := dashboards.New(dc, dashboards.Settings{Logger: set.Logger, Registry: set.Registry, Handle: set.Handle}, src)
 	if err != nil {
 		ch.Close()
 		return nil, err
 	}
 	return &dashboardStage{srv: srv, ch: ch}, nil
+}
+
+// archiveProver serves inclusion proofs from the archive bucket (read-only),
+// as 'auditline prove' does.
+type archiveProver struct{ o verify.ProveOptions }
+
+// newArchiveProver returns nil when the archive bucket is not configured: the
+// record page then shows the 'auditline prove' command only.
+func newArchiveProver(cfg *Config) (*archiveProver, error) {
+	s3 := cfg.Archive.S3
+	if s3.Endpoint == "" || s3.Bucket == "" {
+		return nil, nil
+	}
+	b, err := bucket.New(s3.BucketConfig())
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: archive bucket: %w", err)
+	}
+	o := verify.ProveOptions{Bucket: b, Layout: layout.New(cfg.Archive.Prefix)}
+	if cfg.Archive.SigningKeyFile != "" {
+		if priv, err := keys.Load(cfg.Archive.SigningKeyFile); err == nil {
+			o.Keys = keys.NewRing(priv.Public().(ed25519.PublicKey))
+		}
+	}
+	return &archiveProver{o: o}, nil
+}
+
+// Prove implements dashboards.Prover, searching the batches of the day
+// around the record's start.
+func (p *archiveProver) Prove(ctx context.Context, recordID string, version uint32, around time.Time) ([]byte, error) {
+	o := p.o
+	o.Version = version
+	if !around.IsZero() {
+		o.From, o.To = around.Add(-24*time.Hour), around.Add(24*time.Hour)
+	}
+	proof, err := verify.Prove(ctx, recordID, o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(proof, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode proof: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // runDashboardPasswd prints an argon2id hash of a password read from stdin,
