@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/local/install.sh all
+deploy/local/install.sh chromium   # the dashboards' browser tests (dashboards/e2e)
 deploy/local/start.sh all
 # shellcheck disable=SC1091
 source .data/env
