@@ -59,6 +59,8 @@ type Archiver struct {
 type partition struct {
 	id   int32
 	head head
+	// expect is the offset after the last record seen (-1: none yet).
+	expect int64
 	// The open batch.
 	rows     []batch.Row
 	msgs     []*topic.Message
@@ -283,7 +285,7 @@ func (a *Archiver) retry(ctx context.Context, what string, fn func(context.Conte
 // Assigned implements topic.PartitionObserver: it reads the partition's last
 // manifest so that offsets it already seals are skipped.
 func (a *Archiver) Assigned(ctx context.Context, p int32) error {
-	st := &partition{id: p}
+	st := &partition{id: p, expect: -1}
 	if err := a.retry(ctx, "recover", func(ctx context.Context) error {
 		h, err := a.readHead(ctx, p)
 		st.head = h
@@ -368,6 +370,21 @@ func (a *Archiver) Handle(ctx context.Context, msgs []*topic.Message) error {
 	}
 	rows := newRows(msgs, skipBelow)
 	for i, m := range msgs {
+		if st.expect < 0 && st.head.known {
+			st.expect = st.head.next
+		}
+		if st.expect >= 0 && m.Offset > st.expect {
+			// Offsets without a record: transaction markers, or records
+			// deleted by retention before they were archived. The chain
+			// covers them either way; say so, because the latter is loss
+			// upstream of the archive.
+			a.m.gaps.Add(float64(m.Offset - st.expect))
+			if m.Offset-st.expect > 1 {
+				a.log.Warn("offsets without a record on the decisions topic (retention deleted records before they were archived?)",
+					"partition", m.Partition, "from", st.expect, "to", m.Offset)
+			}
+		}
+		st.expect = max(st.expect, m.Offset+1)
 		if m.Offset < skipBelow {
 			m.Done() // sealed by an existing manifest: a replay after a crash
 			a.m.skipped.Inc()

@@ -13,6 +13,7 @@ type metrics struct {
 	records      prometheus.Counter
 	bytes        prometheus.Counter
 	skipped      prometheus.Counter
+	gaps         prometheus.Counter
 	adopted      prometheus.Counter
 	decodeErrors prometheus.Counter
 	retries      prometheus.Counter
@@ -29,6 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		records:      prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_records_sealed_total", Help: "Records in sealed batches."}),
 		bytes:        prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_bytes_uploaded_total", Help: "Bytes of Parquet batch objects uploaded."}),
 		skipped:      prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_skipped_total", Help: "Records re-read after a restart that an existing manifest already seals (skipped, not archived twice)."}),
+		gaps:         prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_offset_gaps_total", Help: "Offsets of the decisions topic that held no record when read (transaction markers, or records deleted by retention before they were archived)."}),
 		adopted:      prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_adopted_total", Help: "Batch objects found already uploaded (a crash between upload and manifest) whose content matched and was sealed."}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_decode_errors_total", Help: "Records archived with archive_error set (value not a decision record)."}),
 		retries:      prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_upload_retries_total", Help: "Retried S3 operations."}),
@@ -40,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditline_archive_open_records", Help: "Records read but not yet sealed, over all partitions."}),
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.records, m.bytes, m.skipped, m.adopted, m.decodeErrors, m.retries, m.checkpoints, m.tsaErrors, m.upload, m.seal, m.open} {
+	for _, c := range []prometheus.Collector{m.batches, m.records, m.bytes, m.skipped, m.gaps, m.adopted, m.decodeErrors, m.retries, m.checkpoints, m.tsaErrors, m.upload, m.seal, m.open} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
