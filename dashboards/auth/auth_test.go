@@ -200,3 +200,16 @@ func TestSessions(t *testing.T) {
 		t.Fatal("deleted session still valid")
 	}
 }
+
+// FuzzCheckPassword: a malformed hash from the config is an error, never a
+// panic, a huge allocation or a match.
+func FuzzCheckPassword(f *testing.F) {
+	f.Add("$argon2id$v=19$m=65536,t=3,p=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "pw")
+	f.Add("$2a$04$"+strings.Repeat("a", 53), "pw")
+	f.Add("$argon2id$v=19$m=1,t=1,p=1$$", "")
+	f.Fuzz(func(t *testing.T, hash, pw string) {
+		if CheckHash(hash) != nil && CheckPassword(hash, pw) == nil {
+			t.Fatalf("malformed hash %q matched", hash)
+		}
+	})
+}
