@@ -293,6 +293,8 @@ func reasonLabel(r string) string {
 
 // ---- record list ----
 
+var categoryLabels = map[string]string{"blocked": "blocked", "near": "nearly blocked", "flagged": "blocked or nearly blocked"}
+
 type recordsPage struct {
 	basePage
 	List   query.List
@@ -326,7 +328,7 @@ func (s *Server) records(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, c := range []struct{ key, label, val string }{
 		{"tenant", "tenant", v.Tenant}, {"team", "team", v.Team}, {"alias", "alias", v.Alias}, {"provider", "provider", v.Provider},
-		{"reason", "reason", reasonLabel(v.Reason)}, {"tier", "tier", v.Tier}, {"category", "category", v.Category},
+		{"reason", "reason", reasonLabel(v.Reason)}, {"tier", "tier", v.Tier}, {"category", "category", categoryLabels[v.Category]},
 		{"review", "review", v.Review}, {"sample", "sample", v.Sample},
 	} {
 		if (c.key == "reason" && v.Reason != "") || (c.key != "reason" && c.val != "") {
