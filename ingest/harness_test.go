@@ -242,7 +242,12 @@ func (f *fakeProducer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 	return nil
 }
 
-func (f *fakeProducer) Partitions(context.Context, string) (int, error) { return 3, nil }
+func (f *fakeProducer) Partitions(context.Context, string) (int, error) {
+	if f.panics {
+		panic("fake partitions panic")
+	}
+	return 3, nil
+}
 
 func (f *fakeProducer) all() []*kgo.Record {
 	f.mu.Lock()

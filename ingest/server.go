@@ -340,7 +340,7 @@ func (s *Server) produce(recs []*kgo.Record, settle func()) error {
 	start := time.Now()
 	go func() {
 		defer s.pending.Done()
-		err := s.prod.Produce(ctx, recs...)
+		err := s.produceSafe(ctx, recs)
 		cancel()
 		result := "ok"
 		switch {
@@ -366,6 +366,19 @@ func (s *Server) produce(recs []*kgo.Record, settle func()) error {
 		go func() { <-done; s.m.abandoned.Dec() }()
 		return errProduceTimeout
 	}
+}
+
+// produceSafe calls Produce, turning a panic (a bug below us) into an error
+// so that the process and the in-flight accounting survive it.
+func (s *Server) produceSafe(ctx context.Context, recs []*kgo.Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.m.panics.Inc()
+			s.log.Error("panic in produce", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			err = fmt.Errorf("produce panicked: %v", v)
+		}
+	}()
+	return s.prod.Produce(ctx, recs...)
 }
 
 // ndjsonTypes are the media types that mean "ndjson" explicitly.
