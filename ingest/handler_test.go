@@ -274,4 +274,3 @@ func testutilCount(c prometheus.Counter) float64 {
 	_ = m.Write(pb)
 	return pb.GetCounter().GetValue()
 }
-
