@@ -76,6 +76,18 @@ type HMACConfig struct {
 	Secrets []string `yaml:"secrets"`
 }
 
+// MarshalYAML redacts the secrets, so that 'auditline config' can print the
+// effective configuration without exposing them.
+func (h HMACConfig) MarshalYAML() (any, error) {
+	type plain HMACConfig
+	c := plain(h)
+	c.Secrets = make([]string, len(h.Secrets))
+	for i := range c.Secrets {
+		c.Secrets[i] = "<redacted>"
+	}
+	return c, nil
+}
+
 // Config is the "ingest.auth" YAML section.
 type Config struct {
 	Tokens []Token `yaml:"tokens"`
