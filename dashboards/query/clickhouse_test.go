@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -121,6 +122,16 @@ func TestClickHouseQueries(t *testing.T) {
 		}
 		if len(p.ByReason) == 0 || len(p.ByAlias) == 0 || len(p.ByProvider) == 0 || len(p.Reasons) == 0 {
 			t.Fatalf("empty breakdowns: %+v", p)
+		}
+		// The fan-out form for many groups gives the same page.
+		query.SetMaxGroups(e.ch, 10)
+		defer query.SetMaxGroups(e.ch, 50_000)
+		q, err := e.ch.NearMiss(ctx, acme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(q) != fmt.Sprint(p) {
+			t.Fatalf("fan-out form differs:\n%+v\n%+v", q, p)
 		}
 	})
 
