@@ -73,7 +73,8 @@ func run() error {
 	defer conn.Close()
 	end := time.Now().UTC()
 	if !*reuse {
-		if err := conn.Exec(ctx, "DROP TABLE IF EXISTS `"+*db+"`.`"+seed.Table+"`"); err != nil {
+		// A fresh database: the store's migrations record what they created.
+		if err := seed.Drop(ctx, conn, *db); err != nil {
 			return err
 		}
 		if err := seed.CreateSchema(ctx, conn, *db); err != nil {
