@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/auditline/auditline/dashboards/auth"
@@ -139,9 +140,15 @@ func (s *Server) timed(page string) func() time.Duration {
 
 // ---- near-miss dashboard ----
 
+// latestFlagged is how many of the newest flagged records the near-miss page
+// lists under its charts.
+const latestFlagged = 10
+
 type nearMissPage struct {
 	basePage
 	Data       query.NearMissPage
+	Latest     []query.Row // the newest flagged records
+	LatestAll  string      // link to all of them
 	Trend      template.HTML
 	ByReasonTS template.HTML
 	Breakdowns []breakdown
@@ -178,13 +185,27 @@ func (s *Server) nearMiss(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	done := s.timed("near_miss")
-	data, err := s.src.NearMiss.NearMiss(r.Context(), f)
+	var data query.NearMissPage
+	var latest query.List
+	var err, lerr error
+	var wg sync.WaitGroup
+	wg.Go(func() { data, err = s.src.NearMiss.NearMiss(r.Context(), f) })
+	wg.Go(func() {
+		lf := f
+		lf.Category = query.Flagged
+		latest, lerr = s.src.Records.Records(r.Context(), lf, query.Cursor{}, latestFlagged)
+	})
+	wg.Wait()
 	elapsed := done()
+	if err == nil {
+		err = lerr
+	}
 	if err != nil {
 		s.queryFailed(w, r, "near_miss", err)
 		return
 	}
-	p := nearMissPage{basePage: s.base(r, "Near misses", "near-miss", v), Data: data, Rate: pct(data.Totals.Flagged, data.Totals.Total)}
+	p := nearMissPage{basePage: s.base(r, "Near misses", "near-miss", v), Data: data, Rate: pct(data.Totals.Flagged, data.Totals.Total),
+		Latest: latest.Rows, LatestAll: v.Href("/records", "category", string(query.Flagged))}
 	p.Elapsed = elapsed
 	step := data.Step
 	span := func(t time.Time) string {
