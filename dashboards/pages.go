@@ -275,8 +275,7 @@ func (s *Server) nearMiss(w http.ResponseWriter, r *http.Request) {
 		}
 		if b.key == "reason" {
 			for i := range bars {
-				bars[i].Values = []float64{0, float64(b.rows[i].Total)}
-				bars[i].Note = chart.Short(float64(b.rows[i].Total))
+				bars[i].Note = chart.Short(float64(b.rows[i].Total)) + " records"
 			}
 		}
 		bd.Chart = chart.Bars{Label: "Near misses " + strings.ToLower(b.title), Series: []chart.Series{{Name: "blocked", Color: chart.Palette[0]}, {Name: "nearly blocked", Color: chart.Palette[1]}}, Bars: bars}.SVG()

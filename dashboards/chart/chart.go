@@ -17,8 +17,10 @@ import (
 	"strconv"
 )
 
-// Palette is the fixed series colours (colour-blind safe, Okabe–Ito order).
-var Palette = []string{"#D55E00", "#E69F00", "#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000"}
+// Palette is the fixed series colours: the eight colour-blind-safe Okabe–Ito
+// colours first, then four more so that a dozen reasons stay distinct.
+var Palette = []string{"#D55E00", "#E69F00", "#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+	"#8C564B", "#7F7F7F", "#BCBD22", "#17BECF"}
 
 // Series is one stacked layer.
 type Series struct {
