@@ -101,10 +101,16 @@ store:
 	return &stack{t: t, bin: binary(t), config: path, env: env, dir: dir, ingest: fmt.Sprintf("http://127.0.0.1:%d", port)}
 }
 
-// run runs a subcommand to completion.
+// run runs a subcommand with the stack's config to completion.
 func (s *stack) run(args ...string) {
 	s.t.Helper()
-	cmd := exec.Command(s.bin, append(args, "--config", s.config)...)
+	s.exec(append(args, "--config", s.config)...)
+}
+
+// exec runs the binary with args to completion.
+func (s *stack) exec(args ...string) {
+	s.t.Helper()
+	cmd := exec.Command(s.bin, args...)
 	cmd.Env = s.env
 	if b, err := cmd.CombinedOutput(); err != nil {
 		s.t.Fatalf("auditline %s: %v\n%s", strings.Join(args, " "), err, b)
@@ -226,7 +232,8 @@ func pipelineBackend(t *testing.T, requireEnrich bool) backend {
 	b := backend{ch: chCfg, ingestURL: s.ingest + "/v1/oversight", ingestToken: oversightToken}
 	if s.start("enrich") {
 		exampleTraffic(t, s)
-		b.mode = "real (ingest, enrich and store from the auditline binary, LiteLLM example traffic)"
+		s.exec("loadgen", "--url", s.ingest, "--token", litellmToken, "--payloads", "3000", "--seed", "7", "--gateway", "0.2")
+		b.mode = "real (ingest, enrich and store from the auditline binary; LiteLLM example payloads and auditline loadgen traffic)"
 		b.tenantA, b.tenantB = exampleTenants(t, conn, db)
 		b.from, b.to = exampleRange(t, conn, db)
 		return b
@@ -302,13 +309,16 @@ func exampleTenants(t *testing.T, conn driver.Conn, db string) (a, b string) {
 	}
 }
 
+// exampleRange is the day up to the newest record: the loadgen traffic
+// (the example payloads carry their own, older, timestamps).
 func exampleRange(t *testing.T, conn driver.Conn, db string) (from, to time.Time) {
 	t.Helper()
-	var lo, hi time.Time
-	if err := conn.QueryRow(context.Background(), "SELECT min(start_time), max(start_time) FROM `"+db+"`.decision_records").Scan(&lo, &hi); err != nil {
+	var hi time.Time
+	if err := conn.QueryRow(context.Background(), "SELECT max(start_time) FROM `"+db+"`.decision_records").Scan(&hi); err != nil {
 		t.Fatal(err)
 	}
-	return lo.Add(-time.Hour).Truncate(time.Hour), hi.Add(2 * time.Hour).Truncate(time.Hour)
+	to = hi.Add(2 * time.Hour).Truncate(time.Hour)
+	return to.Add(-24 * time.Hour), to
 }
 
 // standInEnrich applies review events found in raw_events to their records.
