@@ -45,7 +45,7 @@ func testConfig() Config {
 
 // harness is one ingest server on a loopback port.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	srv    *Server
 	reg    *prometheus.Registry
@@ -56,7 +56,7 @@ type harness struct {
 }
 
 // start runs ingest against brokers with a fresh topic namespace.
-func start(t *testing.T, brokers []string, mutate func(*Config)) *harness {
+func start(t testing.TB, brokers []string, mutate func(*Config)) *harness {
 	t.Helper()
 	kc := topic.NewDefaultConfig()
 	kc.Brokers = brokers
@@ -78,7 +78,7 @@ func start(t *testing.T, brokers []string, mutate func(*Config)) *harness {
 	return serve(t, srv, reg, kc, topics)
 }
 
-func serve(t *testing.T, srv *Server, reg *prometheus.Registry, kc topic.Config, topics raw.Topics) *harness {
+func serve(t testing.TB, srv *Server, reg *prometheus.Registry, kc topic.Config, topics raw.Topics) *harness {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -377,6 +377,13 @@ func (s *scanner) str() error {
 	s.i++ // '"'
 	b := s.b
 	for s.i < len(b) {
+		// Fast path: skip the bytes that need no attention.
+		for s.i < len(b) && plain[b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(b) {
+			break
+		}
 		c := b[s.i]
 		switch {
 		case c == '"':
@@ -414,6 +421,15 @@ func (s *scanner) str() error {
 	}
 	return s.errf("unexpected end of body in string (missing '\"')")
 }
+
+// plain marks the bytes a string may hold as they are: not '"', not '\\', not
+// a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')

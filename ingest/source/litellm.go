@@ -20,13 +20,16 @@ func LiteLLM(elem []byte, kind body.Kind, format raw.Format) (Event, error) {
 		dst  *string
 	}{{"id", &id}, {"litellm_call_id", &callID}, {"call_id", &oldCallID}, {"trace_id", &traceID}, {"status", &status}}
 	allStrings, hasStatus, n := true, false, 0
+	// found has bit i set once fields[i] was seen.
+	var found uint
+	const want = 1<<0 | 1<<4 // id and status
 	var ferr error
 	err := body.Members(elem, func(k, v []byte) bool {
 		n++
 		if body.KindOf(v) != body.String {
 			allStrings = false
 		}
-		for _, f := range fields {
+		for i, f := range fields {
 			if string(k) != f.name {
 				continue
 			}
@@ -39,8 +42,14 @@ func LiteLLM(elem []byte, kind body.Kind, format raw.Format) (Event, error) {
 				return false
 			}
 			*f.dst = s
+			found |= 1 << i
 		}
-		return true
+		// Every field we need sits near the top of a StandardLoggingPayload:
+		// once id, status and a non-empty litellm_call_id (which outranks the
+		// other key fields) are seen, and the object is known not to be a
+		// legacy all-strings dict, the rest (most of the bytes) need not be
+		// read. The element was validated whole by body.Split already.
+		return allStrings || found&want != want || callID == ""
 	})
 	if err != nil {
 		return Event{}, &FieldError{Msg: err.Error()}

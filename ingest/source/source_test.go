@@ -228,3 +228,21 @@ func FuzzGateway(f *testing.F) {
 func FuzzOversight(f *testing.F) {
 	fuzzDecoder(f, schemasFor(f).Oversight, examples("events/oversight_*.json")...)
 }
+
+// TestLiteLLMKeyOrder: reading stops early only once nothing later can
+// change the key or the event id.
+func TestLiteLLMKeyOrder(t *testing.T) {
+	tests := []struct{ body, key, id string }{
+		{`{"id": "a", "status": "success", "litellm_call_id": null, "n": 1, "call_id": "c9"}`, "c9", "litellm:a:success"},
+		{`{"id": "a", "litellm_call_id": "", "status": "failure", "n": 1, "trace_id": "t1"}`, "t1", "litellm:a:failure"},
+		{`{"litellm_call_id": "c1", "n": 1, "id": "a", "status": "success", "trace_id": "t1"}`, "c1", "litellm:a:success"},
+		{`{"litellm_call_id": "c1", "n": 1, "id": "a", "status": "success", "id2": {"id": "inner"}}`, "c1", "litellm:a:success"},
+	}
+	for _, tt := range tests {
+		elem, k := one(t, []byte(tt.body))
+		ev, err := LiteLLM(elem, k, raw.FormatSingle)
+		if err != nil || ev.Key != tt.key || ev.EventID != tt.id {
+			t.Errorf("%s: key %q id %q err %v; want %q %q", tt.body, ev.Key, ev.EventID, err, tt.key, tt.id)
+		}
+	}
+}
