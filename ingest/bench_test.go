@@ -207,4 +207,3 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99_ms")
 	}
 }
-
