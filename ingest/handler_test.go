@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/auditline/auditline/ingest/body"
 	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/ingest/topic"
 )
 
 // TestInflightBudget: while one body holds the whole in-flight budget, the
@@ -273,4 +275,47 @@ func testutilCount(c prometheus.Counter) float64 {
 	pb := &dto.Metric{}
 	_ = m.Write(pb)
 	return pb.GetCounter().GetValue()
+}
+
+// TestNoKafka: with no broker at all, /readyz is 503, writes get 503 within
+// produce_timeout, topic creation keeps retrying in the background, and
+// shutdown is still clean (goleak checks the goroutines).
+func TestNoKafka(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a port with nothing behind it once closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	kc := topic.NewDefaultConfig()
+	kc.Brokers = []string{dead}
+	cfg := testConfig()
+	cfg.CreateTopics = true
+	cfg.ProduceTimeout = 500 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	srv, err := New(cfg, Settings{Registry: reg, Topics: raw.Topics{Prefix: testenvName(t)}, Kafka: kc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := serve(t, srv, reg, kc, raw.Topics{})
+	resp, err := http.Get(h.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("/readyz: %d, want 503", resp.StatusCode)
+	}
+	t0 := time.Now()
+	r := h.post("/v1/litellm", tokAll, example(t, "01_success_plain_openai.json"))
+	if r.code != 503 || time.Since(t0) > 2*time.Second {
+		t.Fatalf("%d after %s: %s", r.code, time.Since(t0), r.body)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+func testenvName(t *testing.T) string {
+	return strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "."
 }

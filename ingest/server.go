@@ -192,7 +192,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer s.writer.Close()
 	}
 	if s.cfg.CreateTopics && s.writer != nil {
-		go s.ensureTopics(ctx)
+		tctx, tcancel := context.WithCancel(ctx)
+		var bg sync.WaitGroup
+		bg.Add(1)
+		go func() { defer bg.Done(); s.ensureTopics(tctx) }()
+		defer bg.Wait() // (deferred calls run in reverse: cancel, wait, then close the writer)
+		defer tcancel()
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
