@@ -211,6 +211,9 @@ type PolicyDecision struct {
 	Reason      string   `json:"reason"`
 	DataClasses []string `json:"data_classes"`
 	At          Time     `json:"at"`
+	Stage       string   `json:"stage"`      // pre_call, during_call, post_call, tool_call, other
+	RuleIDs     []string `json:"rule_ids"`   // the policy rules that matched, sorted
+	RiskScore   *float64 `json:"risk_score"` // the gateway's score, 0..1; nil if none
 }
 
 // Oversight is one human oversight action on the request.
@@ -222,6 +225,9 @@ type Oversight struct {
 	Role      string `json:"role"`
 	Rationale string `json:"rationale"`
 	At        Time   `json:"at"`
+	// RecordVersion is the version the reviewer saw (0 if not given).
+	RecordVersion int64  `json:"record_version"`
+	Tenant        string `json:"tenant"` // the reviewer's tenant
 }
 
 // Outcome is how the request ended and what it cost.
@@ -247,6 +253,9 @@ type Content struct {
 	ResponseSHA256 string `json:"response_sha256"`
 	Messages       string `json:"messages"` // JSON; empty under hash and none
 	Response       string `json:"response"`
+	// Truncated is set when Messages or Response was cut to the configured
+	// maximum size (the SHA-256s are always of the whole bytes).
+	Truncated bool `json:"truncated" col:"content_truncated"`
 }
 
 // NearMiss says whether the request was nearly (or actually) stopped.

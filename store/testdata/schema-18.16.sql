@@ -134,7 +134,10 @@ CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
         `reason` String,
         `data_classes` Array(String),
         `at` DateTime('UTC'),
-        `at_ms` Int64
+        `at_ms` Int64,
+        `stage` String,
+        `rule_ids` Array(String),
+        `risk_score` Nullable(Float64)
     ),
     `oversight` Nested
     (
@@ -145,7 +148,9 @@ CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
         `role` String,
         `rationale` String,
         `at` DateTime('UTC'),
-        `at_ms` Int64
+        `at_ms` Int64,
+        `record_version` Int64,
+        `tenant` String
     ),
     `outcome` String COMMENT 'outcome.status',
     `blocked_by` String COMMENT 'outcome.blocked_by',
@@ -164,6 +169,7 @@ CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
     `response_sha256` String COMMENT 'content.response_sha256',
     `messages` String COMMENT 'content.messages',
     `response` String COMMENT 'content.response',
+    `content_truncated` UInt8 COMMENT 'content.truncated',
     `near_miss` UInt8 COMMENT 'near_miss.flagged',
     `near_miss_reasons` Array(String) COMMENT 'near_miss.reasons',
     `risk_tier` String COMMENT 'risk.tier',
