@@ -56,8 +56,8 @@ type EventPoster interface {
 }
 
 // Prover returns an RFC 6962 inclusion proof (JSON) of one version of a
-// record in the archive; around is the record's start time, a hint that
-// narrows the search to nearby batches.
+// record in the archive; around is the record's start time, a hint that lets
+// the search skip batches sealed before it.
 type Prover interface {
 	Prove(ctx context.Context, recordID string, version uint32, around time.Time) ([]byte, error)
 }

@@ -103,13 +103,15 @@ func newArchiveProver(cfg *Config) (*archiveProver, error) {
 	return &archiveProver{o: o}, nil
 }
 
-// Prove implements dashboards.Prover, searching the batches of the day
-// around the record's start.
+// Prove implements dashboards.Prover. A batch's time range is when its
+// records were produced, which for a version is at or after the request's
+// start (an amended version — a review — can come days later), so only
+// batches sealed before the day of the start are skipped.
 func (p *archiveProver) Prove(ctx context.Context, recordID string, version uint32, around time.Time) ([]byte, error) {
 	o := p.o
 	o.Version = version
 	if !around.IsZero() {
-		o.From, o.To = around.Add(-24*time.Hour), around.Add(24*time.Hour)
+		o.From = around.Add(-24 * time.Hour)
 	}
 	proof, err := verify.Prove(ctx, recordID, o)
 	if err != nil {

@@ -37,6 +37,12 @@ type backend struct {
 	mode             string
 	tenantA, tenantB string    // tenants of the two reviewers
 	from, to         time.Time // a time range holding the records
+	// dashboard starts the dashboard for these users and returns its base
+	// URL; nil runs it in-process.
+	dashboard func(t *testing.T, users []auth.UserConfig) string
+	// checkProof, when set, fetches the inclusion proof of a record version
+	// as user would and verifies it offline.
+	checkProof func(t *testing.T, base, user, pw, proofPath string)
 }
 
 func repoRoot() string {
@@ -148,19 +154,25 @@ func bcryptHash(t *testing.T, pw string) string {
 	return string(h)
 }
 
+// users are the test's dashboard users: a reviewer per tenant and an admin
+// of every tenant; each password is the name + "-pw".
+func users(t *testing.T, b backend) []auth.UserConfig {
+	return []auth.UserConfig{
+		{Name: "anna", PasswordHash: bcryptHash(t, "anna-pw"), Role: "reviewer", Tenants: []string{b.tenantA}},
+		{Name: "ben", PasswordHash: bcryptHash(t, "ben-pw"), Role: "reviewer", Tenants: []string{b.tenantB}},
+		{Name: "root", PasswordHash: bcryptHash(t, "root-pw"), Role: "admin", Tenants: []string{"*"}},
+	}
+}
+
 // startDashboard runs the dashboard server in-process on a free port.
-func startDashboard(t *testing.T, b backend) string {
+func startDashboard(t *testing.T, b backend, us []auth.UserConfig) string {
 	t.Helper()
 	cfg := dashboards.NewDefaultConfig()
 	cfg.CookieSecure = "never"
 	cfg.ClickHouse = b.ch
 	cfg.Ingest.URL, cfg.Ingest.Token = b.ingestURL, b.ingestToken
 	cfg.ArchiveBucket = "auditline-archive"
-	cfg.Auth.Users = []auth.UserConfig{
-		{Name: "anna", PasswordHash: bcryptHash(t, "anna-pw"), Role: "reviewer", Tenants: []string{b.tenantA}},
-		{Name: "ben", PasswordHash: bcryptHash(t, "ben-pw"), Role: "reviewer", Tenants: []string{b.tenantB}},
-		{Name: "root", PasswordHash: bcryptHash(t, "root-pw"), Role: "admin", Tenants: []string{"*"}},
-	}
+	cfg.Auth.Users = us
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +223,12 @@ func TestBrowser(t *testing.T) {
 	}
 	rng := "from=" + b.from.UTC().Format(time.RFC3339) + "&to=" + b.to.UTC().Format(time.RFC3339)
 	t.Logf("pipeline behind the review POST: %s", b.mode)
-	base := startDashboard(t, b)
+	var base string
+	if b.dashboard != nil {
+		base = b.dashboard(t, users(t, b))
+	} else {
+		base = startDashboard(t, b, users(t, b))
+	}
 	ctx := browser(t)
 	sh := newShots(t)
 
@@ -308,6 +325,12 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("review status %q, want flag", got)
 	}
 	sh.take(ctx, "review-on-record")
+	if b.checkProof != nil {
+		if n := eval[int](t, ctx, `document.querySelectorAll('#archive a[href*="/proof"]').length`); n != 1 {
+			t.Fatalf("the record page has %d proof links", n)
+		}
+		b.checkProof(t, base, "anna", "anna-pw", eval[string](t, ctx, `document.querySelector('#archive a[href*="/proof"]').getAttribute('href')`))
+	}
 
 	// 6. Tenant isolation: globex's reviewer cannot reach acme's record, even
 	// by editing the URL.
