@@ -37,7 +37,7 @@ type Config struct {
 	// MaxRange bounds from..to, so one request cannot scan years.
 	MaxRange time.Duration `yaml:"max_range"`
 	// ArchiveBucket, when set, is shown on a record's page as where it is
-	// sealed (empty: archive.s3.bucket).
+	// sealed: bucket[/prefix] (empty: archive.s3.bucket and archive.prefix).
 	ArchiveBucket string `yaml:"archive_bucket"`
 }
 

@@ -52,8 +52,8 @@ func dashboardClickHouse(cfg *Config) query.Config {
 
 func newDashboardStage(cfg *Config, set settings) (stage, error) {
 	dc := cfg.Dashboard
-	if dc.ArchiveBucket == "" {
-		dc.ArchiveBucket = cfg.Archive.S3.Bucket
+	if dc.ArchiveBucket == "" && cfg.Archive.S3.Bucket != "" {
+		dc.ArchiveBucket = strings.TrimSuffix(cfg.Archive.S3.Bucket+"/"+cfg.Archive.Prefix, "/")
 	}
 	ch, err := query.Open(dashboardClickHouse(cfg))
 	if err != nil {
