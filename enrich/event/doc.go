@@ -1,0 +1,28 @@
+// Package event decodes the source events enrich joins into a Decision: LiteLLM
+// StandardLoggingPayloads (and the legacy v1 flat dict), security-gateway
+// events, human-oversight events and LiteLLM budget alerts, each from the
+// original bytes ingest stored in a raw Kafka record.
+//
+// Guarantee: decoding never panics and never rejects what LiteLLM may send.
+// LiteLLM's payloads are taken leniently, because a record we refuse is a
+// request an auditor cannot see:
+//
+//   - numbers may arrive as JSON numbers, as strings ("0.000197", "None"), or
+//     as Python's NaN / Infinity tokens (json.dumps writes them; they decode as
+//     unknown, never as a number);
+//   - guardrail_information may be one object (older builds) or a list;
+//   - the request key may be litellm_call_id (newest), call_id (one branch) or
+//     only trace_id;
+//   - the legacy v1 dict (generic_api_use_v1) carries every value as Python's
+//     str(): its metadata and usage are Python literals / reprs, parsed with
+//     a small Python-literal reader (pyliteral.go) and a usage regexp.
+//
+// Our own schemas (gateway, oversight) were validated by ingest; they are
+// decoded strictly enough that a malformed one is an error (it goes to the
+// DLQ with its reason), not a guess.
+//
+// encoding/json is used with typed wire structs: the benchmark in
+// enrich/bench_test.go shows decoding is not the dominant cost of a record
+// (see docs/enrich.md for the figures), so a faster third-party decoder would
+// buy little and add a dependency.
+package event

@@ -1,0 +1,215 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditline/auditline/enrich/record"
+)
+
+// The flex types accept the several spellings LiteLLM uses for one value. None
+// of them returns an error: a value of an unexpected shape decodes as unknown.
+
+// flexString is a string that may arrive as a number, a bool or null. Objects
+// and arrays decode as "".
+type flexString string
+
+func (s *flexString) UnmarshalJSON(b []byte) error {
+	*s = ""
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '"':
+		var v string
+		if json.Unmarshal(b, &v) == nil {
+			*s = flexString(pyNone(v))
+		}
+	case 'n', '{', '[':
+	default: // number, true, false
+		*s = flexString(b)
+	}
+	return nil
+}
+
+// pyNone maps Python's str(None) to "".
+func pyNone(v string) string {
+	if v == "None" {
+		return ""
+	}
+	return v
+}
+
+// flexFloat is a number that may arrive as a string ("0.0123", "None") or as
+// null; NaN and ±Inf (Python tokens, sanitised to null) are unknown.
+type flexFloat struct {
+	v  float64
+	ok bool
+}
+
+func (f *flexFloat) UnmarshalJSON(b []byte) error {
+	*f = flexFloat{}
+	if len(b) == 0 {
+		return nil
+	}
+	s := b
+	if b[0] == '"' {
+		var v string
+		if json.Unmarshal(b, &v) != nil {
+			return nil
+		}
+		s = []byte(strings.TrimSpace(v))
+	}
+	v, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	*f = flexFloat{v: v, ok: true}
+	return nil
+}
+
+// ptr returns the value, or nil when unknown.
+func (f flexFloat) ptr() *float64 {
+	if !f.ok {
+		return nil
+	}
+	v := f.v
+	return &v
+}
+
+// int returns the value as an integer count (0 when unknown or negative).
+func (f flexFloat) int() int64 {
+	if !f.ok || f.v < 0 || f.v > math.MaxInt64/2 {
+		return 0
+	}
+	return int64(f.v)
+}
+
+// flexBool accepts true/false, "True"/"False"/"true"/"false", 1/0 and null.
+type flexBool bool
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	*f = false
+	s := string(bytes.Trim(b, `"`))
+	switch strings.ToLower(s) {
+	case "true", "1":
+		*f = true
+	}
+	return nil
+}
+
+// flexTime is an instant as LiteLLM writes it: epoch seconds (a number or a
+// numeric string), or a datetime string (the legacy v1 dict writes Python's
+// str(datetime), "2025-11-22 10:30:01.220118", which we read as UTC).
+type flexTime record.Time
+
+var pyTimeLayouts = []string{
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+}
+
+func (t *flexTime) UnmarshalJSON(b []byte) error {
+	*t = 0
+	var f flexFloat
+	_ = f.UnmarshalJSON(b)
+	if f.ok {
+		*t = flexTime(record.TimeFromSeconds(f.v))
+		return nil
+	}
+	var s string
+	if len(b) == 0 || b[0] != '"' || json.Unmarshal(b, &s) != nil {
+		return nil
+	}
+	*t = flexTime(parseTime(s))
+	return nil
+}
+
+func parseTime(s string) record.Time {
+	for _, l := range pyTimeLayouts {
+		if v, err := time.Parse(l, s); err == nil {
+			return record.TimeOf(v)
+		}
+	}
+	return 0
+}
+
+// flexStrings is a list of strings; a single string is a list of one, and
+// non-string members are skipped.
+type flexStrings []string
+
+func (l *flexStrings) UnmarshalJSON(b []byte) error {
+	*l = nil
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '"':
+		var s flexString
+		_ = s.UnmarshalJSON(b)
+		if s != "" {
+			*l = flexStrings{string(s)}
+		}
+	case '[':
+		var raw []json.RawMessage
+		if json.Unmarshal(b, &raw) != nil {
+			return nil
+		}
+		for _, r := range raw {
+			var s flexString
+			_ = s.UnmarshalJSON(r)
+			if s != "" {
+				*l = append(*l, string(s))
+			}
+		}
+	}
+	return nil
+}
+
+// sanitize returns b with Python's NaN, Infinity and -Infinity tokens (outside
+// strings) replaced by null, so that encoding/json accepts it. b is returned
+// unchanged (not copied) when it has none, which is the common case.
+func sanitize(b []byte) []byte {
+	if !bytes.Contains(b, []byte("NaN")) && !bytes.Contains(b, []byte("Infinity")) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	inStr, esc := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inStr {
+			out = append(out, c)
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			inStr = true
+			out = append(out, c)
+		case bytes.HasPrefix(b[i:], []byte("NaN")):
+			out = append(out, "null"...)
+			i += len("NaN") - 1
+		case bytes.HasPrefix(b[i:], []byte("-Infinity")):
+			out = append(out, "null"...)
+			i += len("-Infinity") - 1
+		case bytes.HasPrefix(b[i:], []byte("Infinity")):
+			out = append(out, "null"...)
+			i += len("Infinity") - 1
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}

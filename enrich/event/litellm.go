@@ -1,0 +1,444 @@
+package event
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/auditline/auditline/enrich/record"
+)
+
+// LiteLLM is one LiteLLM payload (one attempt of a request), reduced to what a
+// Decision needs.
+type LiteLLM struct {
+	ID       string
+	TraceID  string
+	CallID   string // litellm_call_id, else call_id
+	CallType string
+	Stream   bool
+	Status   string // "success" or "failure" ("success" for the legacy v1 dict, which LiteLLM sent for successes only)
+	Legacy   bool   // decoded from the legacy v1 flat dict
+
+	Start, End record.Time
+
+	Model, ModelID, ModelGroup, APIBase, Provider, ProviderModel string
+
+	CostUSD          float64
+	SavedCostUSD     float64
+	PromptTokens     int64
+	CompletionTokens int64
+	CacheHit         bool
+
+	Identity Identity
+	Budget   Budget
+	Error    Error
+
+	GuardrailStatus   string // status_fields.guardrail_status as sent
+	Guardrails        []record.Guardrail
+	AppliedGuardrails []string
+
+	// Messages and Response are the JSON bytes of those members as received
+	// (nil when absent, null, "", {} or []); their SHA-256s (hex) stay set
+	// after DropContent.
+	Messages, Response             []byte
+	MessagesSHA256, ResponseSHA256 string
+}
+
+// DropContent releases Messages and Response (their hashes stay), for capture
+// policies that keep no content.
+func (l *LiteLLM) DropContent() { l.Messages, l.Response = nil, nil }
+
+func sha(b []byte) string {
+	if b == nil {
+		return ""
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// Identity is who made the call, from the payload's metadata.
+type Identity struct {
+	KeyHash, KeyAlias, UserID, UserEmail, TeamID, TeamAlias string
+	OrgID, OrgAlias, ProjectID, EndUser, RequesterIP        string
+	UserAgent, Route                                        string
+	Tags                                                    []string
+}
+
+// Budget is the spend and budgets as of auth (before this call's cost).
+type Budget struct {
+	KeySpend, KeyMax   *float64
+	KeyResetAt         string
+	UserSpend, UserMax *float64
+	TeamSpend, TeamMax *float64
+}
+
+// Error is error_information.
+type Error struct {
+	Code, Class, Message, Provider   string
+	RateLimitCategory, RateLimitType string
+	BudgetEntityType, BudgetEntityID string
+	BudgetLimit, BudgetSpend         *float64
+}
+
+type wireLiteLLM struct {
+	ID           flexString `json:"id"`
+	TraceID      flexString `json:"trace_id"`
+	CallID       flexString `json:"litellm_call_id"`
+	OldCallID    flexString `json:"call_id"`
+	CallType     flexString `json:"call_type"`
+	Stream       flexBool   `json:"stream"`
+	ResponseCost flexFloat  `json:"response_cost"`
+	Cost         flexFloat  `json:"cost"` // legacy v1
+	Status       flexString `json:"status"`
+	StatusFields *struct {
+		GuardrailStatus flexString `json:"guardrail_status"`
+	} `json:"status_fields"`
+	Provider         flexString      `json:"custom_llm_provider"`
+	PromptTokens     flexFloat       `json:"prompt_tokens"`
+	CompletionTokens flexFloat       `json:"completion_tokens"`
+	StartTime        flexTime        `json:"startTime"`
+	EndTime          flexTime        `json:"endTime"`
+	Model            flexString      `json:"model"`
+	ModelID          flexString      `json:"model_id"`
+	ModelGroup       flexString      `json:"model_group"`
+	APIBase          flexString      `json:"api_base"`
+	Metadata         wireMeta        `json:"metadata"`
+	CacheHit         flexBool        `json:"cache_hit"`
+	SavedCacheCost   flexFloat       `json:"saved_cache_cost"`
+	RequestTags      flexStrings     `json:"request_tags"`
+	EndUser          flexString      `json:"end_user"`
+	User             flexString      `json:"user"` // legacy v1
+	RequesterIP      flexString      `json:"requester_ip_address"`
+	UserAgent        flexString      `json:"user_agent"`
+	Messages         json.RawMessage `json:"messages"`
+	Response         json.RawMessage `json:"response"`
+	ErrorStr         flexString      `json:"error_str"`
+	ErrorInformation *struct {
+		Code              flexString `json:"error_code"`
+		Class             flexString `json:"error_class"`
+		Provider          flexString `json:"llm_provider"`
+		Message           flexString `json:"error_message"`
+		RateLimitCategory flexString `json:"error_rate_limit_category"`
+		RateLimitType     flexString `json:"error_rate_limit_type"`
+		BudgetEntityType  flexString `json:"error_budget_entity_type"`
+		BudgetEntityID    flexString `json:"error_budget_entity_id"`
+		BudgetLimit       flexFloat  `json:"error_budget_limit"`
+		BudgetSpend       flexFloat  `json:"error_budget_spend"`
+	} `json:"error_information"`
+	HiddenParams *struct {
+		ModelID          flexString `json:"model_id"`
+		APIBase          flexString `json:"api_base"`
+		LiteLLMModelName flexString `json:"litellm_model_name"`
+	} `json:"hidden_params"`
+	Guardrails json.RawMessage `json:"guardrail_information"`
+	Usage      flexString      `json:"usage"` // legacy v1: "Usage(completion_tokens=12, prompt_tokens=31, …)"
+}
+
+type wireMetaFields struct {
+	KeyHash           flexString  `json:"user_api_key_hash"`
+	KeyAlias          flexString  `json:"user_api_key_alias"`
+	KeySpend          flexFloat   `json:"user_api_key_spend"`
+	KeyMax            flexFloat   `json:"user_api_key_max_budget"`
+	KeyResetAt        flexString  `json:"user_api_key_budget_reset_at"`
+	UserSpend         flexFloat   `json:"user_api_key_user_spend"`
+	UserMax           flexFloat   `json:"user_api_key_user_max_budget"`
+	TeamSpend         flexFloat   `json:"user_api_key_team_spend"`
+	TeamMax           flexFloat   `json:"user_api_key_team_max_budget"`
+	OrgID             flexString  `json:"user_api_key_org_id"`
+	OrgAlias          flexString  `json:"user_api_key_org_alias"`
+	TeamID            flexString  `json:"user_api_key_team_id"`
+	TeamAlias         flexString  `json:"user_api_key_team_alias"`
+	TeamID2           flexString  `json:"team_id"`
+	TeamAlias2        flexString  `json:"team_alias"`
+	ProjectID         flexString  `json:"user_api_key_project_id"`
+	UserID            flexString  `json:"user_api_key_user_id"`
+	UserEmail         flexString  `json:"user_api_key_user_email"`
+	EndUser           flexString  `json:"user_api_key_end_user_id"`
+	Route             flexString  `json:"user_api_key_request_route"`
+	RequesterIP       flexString  `json:"requester_ip_address"`
+	UserAgent         flexString  `json:"user_agent"`
+	AppliedGuardrails flexStrings `json:"applied_guardrails"`
+	Tags              flexStrings `json:"tags"`
+}
+
+// wireMeta is metadata as an object, or (legacy v1) as the Python str() of a
+// dict; anything else decodes as empty.
+type wireMeta struct{ wireMetaFields }
+
+func (m *wireMeta) UnmarshalJSON(b []byte) error {
+	*m = wireMeta{}
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '{':
+		_ = json.Unmarshal(b, &m.wireMetaFields)
+	case '"':
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			return nil
+		}
+		v, err := pyLiteral(s)
+		if err != nil {
+			return nil
+		}
+		if d, ok := v.(map[string]any); ok {
+			if j, err := json.Marshal(d); err == nil {
+				_ = json.Unmarshal(j, &m.wireMetaFields)
+			}
+		}
+	}
+	return nil
+}
+
+type wireGuardrail struct {
+	Name       flexString           `json:"guardrail_name"`
+	Provider   flexString           `json:"guardrail_provider"`
+	Mode       flexMode             `json:"guardrail_mode"`
+	Status     flexString           `json:"guardrail_status"`
+	Masked     map[string]flexFloat `json:"masked_entity_count"`
+	RiskScore  flexFloat            `json:"risk_score"`
+	Categories flexStrings          `json:"violation_categories"`
+	Action     flexString           `json:"guardrail_action"`
+}
+
+// flexMode is guardrail_mode: a string, a list of strings (joined by ","), or
+// {"tags": {…}, "default": …} (its default).
+type flexMode string
+
+func (f *flexMode) UnmarshalJSON(b []byte) error {
+	*f = ""
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '"':
+		var s flexString
+		_ = s.UnmarshalJSON(b)
+		*f = flexMode(s)
+	case '[':
+		var l flexStrings
+		_ = l.UnmarshalJSON(b)
+		*f = flexMode(strings.Join(l, ","))
+	case '{':
+		var o struct {
+			Default json.RawMessage `json:"default"`
+		}
+		if json.Unmarshal(b, &o) == nil && len(o.Default) > 0 {
+			var d flexMode
+			_ = d.UnmarshalJSON(o.Default)
+			*f = d
+		}
+	}
+	return nil
+}
+
+var usageRe = regexp.MustCompile(`(prompt_tokens|completion_tokens)=(\d+)`)
+
+// ParseLiteLLM decodes one LiteLLM payload. It fails only when b is not a JSON
+// object.
+func ParseLiteLLM(b []byte) (*LiteLLM, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, fmt.Errorf("litellm payload: want a JSON object")
+	}
+	var w wireLiteLLM
+	if err := json.Unmarshal(sanitize(b), &w); err != nil {
+		return nil, fmt.Errorf("litellm payload: %w", err)
+	}
+	m := &w.Metadata.wireMetaFields
+	l := &LiteLLM{
+		ID:               string(w.ID),
+		TraceID:          string(w.TraceID),
+		CallID:           first(string(w.CallID), string(w.OldCallID)),
+		CallType:         string(w.CallType),
+		Stream:           bool(w.Stream),
+		Status:           strings.ToLower(string(w.Status)),
+		Start:            record.Time(w.StartTime),
+		End:              record.Time(w.EndTime),
+		Model:            string(w.Model),
+		ModelID:          string(w.ModelID),
+		ModelGroup:       string(w.ModelGroup),
+		APIBase:          strings.TrimSuffix(string(w.APIBase), "/"),
+		Provider:         string(w.Provider),
+		CostUSD:          w.ResponseCost.v,
+		SavedCostUSD:     w.SavedCacheCost.v,
+		PromptTokens:     w.PromptTokens.int(),
+		CompletionTokens: w.CompletionTokens.int(),
+		CacheHit:         bool(w.CacheHit),
+		Identity: Identity{
+			KeyHash: string(m.KeyHash), KeyAlias: string(m.KeyAlias),
+			UserID: string(m.UserID), UserEmail: string(m.UserEmail),
+			TeamID: first(string(m.TeamID), string(m.TeamID2)), TeamAlias: first(string(m.TeamAlias), string(m.TeamAlias2)),
+			OrgID: string(m.OrgID), OrgAlias: string(m.OrgAlias), ProjectID: string(m.ProjectID),
+			EndUser:     first(string(w.EndUser), string(m.EndUser), string(w.User)),
+			RequesterIP: first(string(w.RequesterIP), string(m.RequesterIP)),
+			UserAgent:   first(string(w.UserAgent), string(m.UserAgent)),
+			Route:       string(m.Route),
+			Tags:        []string(w.RequestTags),
+		},
+		Budget: Budget{
+			KeySpend: m.KeySpend.ptr(), KeyMax: m.KeyMax.ptr(), KeyResetAt: string(m.KeyResetAt),
+			UserSpend: m.UserSpend.ptr(), UserMax: m.UserMax.ptr(),
+			TeamSpend: m.TeamSpend.ptr(), TeamMax: m.TeamMax.ptr(),
+		},
+		AppliedGuardrails: []string(m.AppliedGuardrails),
+		Messages:          content(w.Messages),
+		Response:          content(w.Response),
+	}
+	l.MessagesSHA256, l.ResponseSHA256 = sha(l.Messages), sha(l.Response)
+	if len(l.Identity.Tags) == 0 {
+		l.Identity.Tags = []string(m.Tags)
+	}
+	if !w.ResponseCost.ok {
+		l.CostUSD = w.Cost.v
+	}
+	if h := w.HiddenParams; h != nil {
+		l.ModelID = first(l.ModelID, string(h.ModelID))
+		l.APIBase = first(l.APIBase, strings.TrimSuffix(string(h.APIBase), "/"))
+		l.ProviderModel = string(h.LiteLLMModelName)
+	}
+	if e := w.ErrorInformation; e != nil {
+		l.Error = Error{
+			Code: string(e.Code), Class: string(e.Class), Message: string(e.Message), Provider: string(e.Provider),
+			RateLimitCategory: string(e.RateLimitCategory), RateLimitType: string(e.RateLimitType),
+			BudgetEntityType: string(e.BudgetEntityType), BudgetEntityID: string(e.BudgetEntityID),
+			BudgetLimit: e.BudgetLimit.ptr(), BudgetSpend: e.BudgetSpend.ptr(),
+		}
+	}
+	if l.Error.Message == "" && l.Status == "failure" {
+		l.Error.Message = string(w.ErrorStr)
+	}
+	if w.StatusFields != nil {
+		l.GuardrailStatus = string(w.StatusFields.GuardrailStatus)
+	}
+	l.Guardrails = guardrails(w.Guardrails)
+	if l.Status == "" {
+		// The legacy v1 dict has no status; LiteLLM sent it for successes only.
+		l.Legacy, l.Status = true, "success"
+		for _, m := range usageRe.FindAllStringSubmatch(string(w.Usage), -1) {
+			n, _ := strconv.ParseInt(m[2], 10, 64)
+			if m[1] == "prompt_tokens" {
+				l.PromptTokens = n
+			} else {
+				l.CompletionTokens = n
+			}
+		}
+	}
+	return l, nil
+}
+
+// RequestKey is the join key of DESIGN.md §2 as this payload names it.
+func (l *LiteLLM) RequestKey() string { return first(l.CallID, l.TraceID, l.ID) }
+
+// content returns a messages/response member as received, or nil when it
+// carries nothing (absent, null, "", {} or []).
+func content(b json.RawMessage) []byte {
+	switch string(b) {
+	case "", "null", `""`, "{}", "[]":
+		return nil
+	}
+	return b
+}
+
+func guardrails(b json.RawMessage) []record.Guardrail {
+	if len(b) == 0 {
+		return nil
+	}
+	var ws []wireGuardrail
+	switch b[0] {
+	case '[':
+		var raw []json.RawMessage
+		if json.Unmarshal(b, &raw) != nil {
+			return nil
+		}
+		for _, r := range raw {
+			var g wireGuardrail
+			if len(r) > 0 && r[0] == '{' && json.Unmarshal(r, &g) == nil {
+				ws = append(ws, g)
+			}
+		}
+	case '{':
+		var g wireGuardrail
+		if json.Unmarshal(b, &g) == nil {
+			ws = append(ws, g)
+		}
+	}
+	out := make([]record.Guardrail, 0, len(ws))
+	for _, w := range ws {
+		g := record.Guardrail{
+			Name: string(w.Name), Provider: string(w.Provider), Mode: string(w.Mode),
+			RawStatus: string(w.Status), Status: GuardrailStatus(string(w.Status)),
+			Action: string(w.Action), RiskScore: w.RiskScore.ptr(), Categories: []string(w.Categories),
+		}
+		for typ, n := range w.Masked {
+			if c := n.int(); c > 0 {
+				g.MaskedEntityCount += c
+				g.MaskedEntities = append(g.MaskedEntities, typ+"="+strconv.FormatInt(c, 10))
+			}
+		}
+		slices.Sort(g.MaskedEntities)
+		g.Categories = sortedUnique(g.Categories)
+		out = append(out, g)
+	}
+	return out
+}
+
+// Normalised guardrail statuses.
+const (
+	GuardrailPassed     = "passed"
+	GuardrailIntervened = "intervened"
+	GuardrailFailed     = "failed"
+	GuardrailNotRun     = "not_run"
+)
+
+// GuardrailStatus maps every spelling LiteLLM has used to passed, intervened,
+// failed or not_run: newest success / guardrail_intervened /
+// guardrail_failed_to_respond / not_run; legacy success / blocked / failure
+// (as LiteLLM's own _get_status_fields maps them). Unknown spellings are
+// "failed" when they look like an error, else "intervened" if they look like a
+// block, else not_run.
+func GuardrailStatus(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "success", "passed", "pass", "allowed", "allow":
+		return GuardrailPassed
+	case "guardrail_intervened", "intervened", "blocked", "block", "masked", "modified":
+		return GuardrailIntervened
+	case "failure", "failed", "guardrail_failed_to_respond", "error":
+		return GuardrailFailed
+	case "", "not_run", "skipped":
+		return GuardrailNotRun
+	}
+	ls := strings.ToLower(s)
+	switch {
+	case strings.Contains(ls, "fail") || strings.Contains(ls, "error"):
+		return GuardrailFailed
+	case strings.Contains(ls, "block") || strings.Contains(ls, "interven"):
+		return GuardrailIntervened
+	}
+	return GuardrailNotRun
+}
+
+func first(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func sortedUnique(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
