@@ -245,7 +245,7 @@ func (r *Reader) feed(ctx context.Context, p kgo.FetchTopicPartition) {
 	}
 }
 
-func (r *Reader) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (r *Reader) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ctx := r.runCtx
@@ -270,7 +270,9 @@ func (r *Reader) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 			w.refs++
 		}
 	}
-	r.cl.ResumeFetchPartitions(assigned)
+	// The callback's client, not r.cl: the group can be joined (and this
+	// callback run) before NewReader has stored r.cl.
+	cl.ResumeFetchPartitions(assigned)
 	r.log.Info("partitions assigned", "assigned", assigned)
 }
 
