@@ -1,13 +1,121 @@
 package enrich
 
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/auditline/auditline/enrich/fold"
+)
+
+// Defaults for Config (docs/enrich.md explains each choice).
+const (
+	DefaultGroup         = "auditline-enrich"
+	DefaultFailureGrace  = 10 * time.Second
+	DefaultLiteLLMWait   = 60 * time.Second
+	DefaultIdleAfter     = 5 * time.Second
+	DefaultAmendWindow   = time.Hour
+	DefaultCacheBytes    = 64 << 20
+	DefaultMaxPending    = 20_000
+	DefaultBurstLookback = 24 * time.Hour
+	DefaultTickInterval  = time.Second
+)
+
 // Config is the enrich stage's YAML section ("enrich").
 type Config struct {
 	// Group is the Kafka consumer group.
 	Group string `yaml:"group"`
+	// FailureGrace is how long (in stream time) a request whose latest LiteLLM
+	// event is a failure waits for a fallback or retry success before it is
+	// emitted complete with outcome failure or blocked.
+	FailureGrace time.Duration `yaml:"failure_grace"`
+	// LiteLLMWait is how long (in stream time) a request with only gateway or
+	// oversight events waits for its LiteLLM event before it is emitted
+	// timed_out.
+	LiteLLMWait time.Duration `yaml:"litellm_wait"`
+	// IdleAfter: a topic that delivered nothing for this long (wall clock) no
+	// longer holds back stream time; when both are idle, stream time follows
+	// the wall clock minus IdleAfter.
+	IdleAfter time.Duration `yaml:"idle_after"`
+	// AmendWindow is how long after emission a record can still be amended
+	// from memory (and how far back the decisions topic is re-read when a
+	// partition is assigned).
+	AmendWindow time.Duration `yaml:"amend_window"`
+	// CacheBytes bounds, per partition, the memory of recently emitted
+	// records kept for amendments; the oldest are dropped first.
+	CacheBytes int `yaml:"cache_bytes"`
+	// MaxPending bounds, per partition, the requests waiting for their final
+	// event; beyond it the oldest is emitted timed_out early.
+	MaxPending int `yaml:"max_pending"`
+	// BurstLookback is how far back raw.gateway is re-read for
+	// sampling_control events when a partition is assigned.
+	BurstLookback time.Duration `yaml:"burst_lookback"`
+	// TickInterval is how often idle partitions advance stream time.
+	TickInterval time.Duration `yaml:"tick_interval"`
+
+	Content  fold.ContentConfig  `yaml:"content"`
+	NearMiss fold.NearMissConfig `yaml:"near_miss"`
+	Risk     fold.RiskConfig     `yaml:"risk"`
+	Sampling fold.SamplingConfig `yaml:"sampling"`
 }
 
 // NewDefaultConfig returns the defaults.
-func NewDefaultConfig() Config { return Config{Group: "auditline-enrich"} }
+func NewDefaultConfig() Config {
+	r := fold.NewDefaultRules()
+	return Config{
+		Group:         DefaultGroup,
+		FailureGrace:  DefaultFailureGrace,
+		LiteLLMWait:   DefaultLiteLLMWait,
+		IdleAfter:     DefaultIdleAfter,
+		AmendWindow:   DefaultAmendWindow,
+		CacheBytes:    DefaultCacheBytes,
+		MaxPending:    DefaultMaxPending,
+		BurstLookback: DefaultBurstLookback,
+		TickInterval:  DefaultTickInterval,
+		Content:       r.Content,
+		NearMiss:      r.NearMiss,
+		Risk:          r.Risk,
+		Sampling:      r.Sampling,
+	}
+}
+
+// Rules returns the derived-field rules of c.
+func (c *Config) Rules() fold.Rules {
+	return fold.Rules{Content: c.Content, NearMiss: c.NearMiss, Risk: c.Risk, Sampling: c.Sampling}
+}
 
 // Validate reports every problem, each prefixed with its YAML key.
-func (c *Config) Validate() error { return nil }
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Group == "" {
+		errs = append(errs, errors.New("enrich.group: must not be empty"))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"failure_grace", c.FailureGrace}, {"litellm_wait", c.LiteLLMWait}, {"idle_after", c.IdleAfter},
+		{"amend_window", c.AmendWindow}, {"tick_interval", c.TickInterval},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("enrich.%s: %s, want > 0", d.key, d.v))
+		}
+	}
+	if c.BurstLookback < 0 {
+		errs = append(errs, fmt.Errorf("enrich.burst_lookback: %s, want >= 0", c.BurstLookback))
+	}
+	if c.AmendWindow > 0 && c.AmendWindow < c.LiteLLMWait {
+		errs = append(errs, fmt.Errorf("enrich.amend_window: %s is shorter than enrich.litellm_wait (%s)", c.AmendWindow, c.LiteLLMWait))
+	}
+	if c.CacheBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("enrich.cache_bytes: %d, want at least 1 MiB", c.CacheBytes))
+	}
+	if c.MaxPending < 1 {
+		errs = append(errs, fmt.Errorf("enrich.max_pending: %d, want at least 1", c.MaxPending))
+	}
+	r := c.Rules()
+	if err := r.Validate("enrich."); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

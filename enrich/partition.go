@@ -1,0 +1,519 @@
+package enrich
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/enrich/event"
+	"github.com/auditline/auditline/enrich/fold"
+	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/ingest/topic"
+)
+
+// Header names on decision records.
+const (
+	HeaderRecordID = "auditline-record-id"
+	HeaderVersion  = "auditline-version"
+)
+
+// DLQ reasons enrich writes (raw.HeaderReason).
+const (
+	ReasonUndecodable    = "enrich_undecodable"
+	ReasonLate           = "late_beyond_amend_window"
+	ReasonSourcesUnavail = "amend_sources_unavailable"
+	ReasonUnencodable    = "enrich_unencodable"
+)
+
+// request is one request waiting for its final event.
+type request struct {
+	key        string
+	events     []*event.Event
+	msgs       []*topic.Message
+	firstAt    record.Time // first receive time
+	lastLLM    record.Time // latest receive time of a LiteLLM event
+	hasLiteLLM bool
+	success    bool
+	deadline   record.Time // stream time at which it is emitted
+	idx        int         // in the deadline heap
+}
+
+// partition is the state of one partition number. Only its goroutine (Handle,
+// Tick, Assigned) touches it.
+type partition struct {
+	h        *Processor
+	id       int32
+	label    string
+	clock    *streamClock
+	pending  map[string]*request
+	queue    deadlines
+	cache    *cache
+	burst    burstState
+	idleWall time.Time // wall time of the last Tick; zero: use h.wall()
+
+	// Collected during one Handle or Tick, written by flush.
+	out      []*kgo.Record
+	done     []*topic.Message
+	amends   []*emitted
+	pending1 []*emitted // first versions built this flush (cache entries to add)
+}
+
+func newPartition(h *Processor, p int32) *partition {
+	s := &partition{
+		h: h, id: p, label: strconv.Itoa(int(p)),
+		clock:   newStreamClock(h.cfg.IdleAfter),
+		pending: map[string]*request{},
+		cache:   newCache(h.cfg.CacheBytes, h.cfg.AmendWindow.Milliseconds()),
+	}
+	s.burst.auto = h.cfg.Sampling.Auto
+	s.burst.switched = func(on bool) {
+		v := 0.0
+		if on {
+			v = 1
+		}
+		h.m.burst.WithLabelValues(s.label).Set(v)
+		h.log.Info("automatic burst sampling", "partition", p, "on", on)
+	}
+	return s
+}
+
+func (s *partition) wallNow() time.Time {
+	if !s.idleWall.IsZero() {
+		return s.idleWall
+	}
+	return s.h.wall()
+}
+
+// rebuild re-reads the decisions emitted to this partition within the amend
+// window, and the burst switches within the burst lookback. It returns how
+// many decisions it read.
+func (s *partition) rebuild(ctx context.Context) (int, error) {
+	h := s.h
+	now := h.wall()
+	n := 0
+	err := h.scan.ReadToEnd(ctx, h.topics.Decisions(), []int32{s.id},
+		kgo.NewOffset().AfterMilli(now.Add(-h.cfg.AmendWindow).UnixMilli()), func(r *kgo.Record) error {
+			n++
+			d, err := parseHead(r.Value)
+			if err != nil {
+				h.log.Warn("undecodable decision skipped in rebuild", "partition", r.Partition, "offset", r.Offset, "err", err)
+				return nil
+			}
+			if old := s.cache.get(d.Request.RequestKey); old != nil && old.version >= d.Version {
+				return nil
+			}
+			s.cache.put(d.entry(record.TimeOf(r.Timestamp)))
+			return nil
+		})
+	if err != nil {
+		return n, fmt.Errorf("read %s: %w", h.topics.Decisions(), err)
+	}
+	if h.cfg.BurstLookback > 0 {
+		err = h.scan.ReadToEnd(ctx, h.topics.RawGateway(), []int32{s.id},
+			kgo.NewOffset().AfterMilli(now.Add(-h.cfg.BurstLookback).UnixMilli()), func(r *kgo.Record) error {
+				if raw.Source(raw.Header(r, raw.HeaderSource)) != raw.SourceOversight {
+					return nil
+				}
+				if ev, err := event.FromRecord(r); err == nil && ev.Oversight.Kind == event.KindSamplingControl {
+					s.burst.addControl(ev.ID, ev.Oversight)
+				}
+				return nil
+			})
+		if err != nil {
+			return n, fmt.Errorf("read %s: %w", h.topics.RawGateway(), err)
+		}
+	}
+	return n, nil
+}
+
+// route takes one message: joins it to its pending request, recognises it as
+// a duplicate or a late event of an emitted record, or starts a request.
+func (s *partition) route(ctx context.Context, m *topic.Message) {
+	h := s.h
+	ev, err := event.FromRecord(m.Record)
+	if err != nil {
+		h.m.events.WithLabelValues(raw.Header(m.Record, raw.HeaderSource), "dlq").Inc()
+		s.toDLQ(m, ReasonUndecodable, err.Error())
+		return
+	}
+	s.idleWall = time.Time{}
+	s.clock.observe(m.Topic, ev.ReceivedAt, s.wallNow())
+	src := string(ev.Source)
+	if ev.LiteLLM != nil && !h.builder.KeepsContent() {
+		ev.LiteLLM.DropContent()
+	}
+	if o := ev.Oversight; o != nil && o.Kind == event.KindSamplingControl {
+		// Its effect (the burst timeline) is rebuilt from raw.gateway on
+		// assignment, so it is Done at once.
+		s.burst.addControl(ev.ID, o)
+		h.m.events.WithLabelValues(src, "control").Inc()
+		m.Done()
+		return
+	}
+	if r := s.pending[ev.Key]; r != nil {
+		s.join(r, ev, m)
+		h.m.events.WithLabelValues(src, "joined").Inc()
+		return
+	}
+	e := s.cache.get(ev.Key)
+	if e == nil && ev.Oversight != nil && ev.Oversight.Ref != nil {
+		e = s.fetchRef(ctx, ev)
+	}
+	if e != nil {
+		switch {
+		case e.has(ev.ID):
+			h.m.events.WithLabelValues(src, "duplicate").Inc()
+			m.Done() // the decision reflecting it is already acknowledged
+		case slices.ContainsFunc(e.late, func(x *event.Event) bool { return x.ID == ev.ID }):
+			h.m.events.WithLabelValues(src, "duplicate").Inc()
+			e.msgs = append(e.msgs, m)
+		default:
+			h.m.events.WithLabelValues(src, "amend").Inc()
+			if len(e.late) == 0 {
+				s.amends = append(s.amends, e)
+			}
+			e.late = append(e.late, ev)
+			e.msgs = append(e.msgs, m)
+		}
+		return
+	}
+	now := s.clock.advance(s.wallNow())
+	lateCut := now - record.Time(h.cfg.AmendWindow.Milliseconds())
+	if ev.Time() < lateCut || (ev.Oversight != nil && ev.Oversight.Kind != "approval") {
+		// Its record left memory (or never existed here): the raw event stays
+		// in Kafka and in ClickHouse's raw_events; the DLQ record says why it
+		// is in no decision.
+		h.m.events.WithLabelValues(src, "late").Inc()
+		s.toDLQ(m, ReasonLate, fmt.Sprintf("no record of request %q in memory (amend window %s) and no usable decision_ref", ev.Key, h.cfg.AmendWindow))
+		return
+	}
+	h.m.events.WithLabelValues(src, "new").Inc()
+	r := &request{key: ev.Key, firstAt: ev.ReceivedAt}
+	s.pending[ev.Key] = r
+	s.join(r, ev, m)
+	heap.Push(&s.queue, r)
+}
+
+// join adds ev to a pending request and recomputes its deadline.
+func (s *partition) join(r *request, ev *event.Event, m *topic.Message) {
+	r.events = append(r.events, ev)
+	r.msgs = append(r.msgs, m)
+	r.firstAt = minNonZero(r.firstAt, ev.ReceivedAt)
+	if l := ev.LiteLLM; l != nil {
+		r.hasLiteLLM = true
+		r.lastLLM = max(r.lastLLM, ev.ReceivedAt)
+		r.success = r.success || l.Status == "success"
+	}
+	switch {
+	case r.success:
+		r.deadline = 0 // final: emit in this flush
+	case r.hasLiteLLM:
+		r.deadline = r.lastLLM + record.Time(s.h.cfg.FailureGrace.Milliseconds())
+	default:
+		r.deadline = r.firstAt + record.Time(s.h.cfg.LiteLLMWait.Milliseconds())
+	}
+	if r.idx >= 0 && r.idx < len(s.queue) && s.queue[r.idx] == r {
+		heap.Fix(&s.queue, r.idx)
+	}
+}
+
+// flush emits what is due at the current stream time, produces everything
+// collected, and only then reports the messages Done.
+func (s *partition) flush(ctx context.Context) error {
+	h := s.h
+	now := s.clock.advance(s.wallNow())
+	s.burst.advance(now)
+	s.burst.update(now)
+	for len(s.queue) > 0 && s.queue[0].deadline <= now {
+		r := heap.Pop(&s.queue).(*request)
+		c := record.Complete
+		if !r.hasLiteLLM {
+			c = record.TimedOut
+		}
+		s.emitFirst(r, c, now)
+	}
+	for len(s.pending) > h.cfg.MaxPending {
+		r := heap.Pop(&s.queue).(*request)
+		h.m.early.Inc()
+		s.emitFirst(r, record.TimedOut, now)
+	}
+	for _, e := range s.amends {
+		s.amend(ctx, e, now)
+	}
+	s.amends = s.amends[:0]
+
+	if len(s.out) > 0 {
+		start := time.Now()
+		if err := h.prod.Produce(ctx, s.out...); err != nil {
+			return fmt.Errorf("produce %d records to %s: %w", len(s.out), h.topics.Decisions(), err)
+		}
+		h.m.produceSecs.Observe(time.Since(start).Seconds())
+		for _, r := range s.out {
+			if r.Topic == h.topics.DLQ() {
+				h.m.dlq.WithLabelValues(raw.Header(r, raw.HeaderReason)).Inc()
+			} else {
+				h.m.decisions.WithLabelValues(string(r.Headers[len(r.Headers)-1].Value)).Inc()
+			}
+		}
+	}
+	for _, m := range s.done {
+		m.Done()
+	}
+	clear(s.out)
+	s.out = s.out[:0]
+	clear(s.done)
+	s.done = s.done[:0]
+	s.cache.evict(now)
+
+	h.m.pending.WithLabelValues(s.label).Set(float64(len(s.pending)))
+	h.m.cacheBytes.WithLabelValues(s.label).Set(float64(s.cache.bytes))
+	h.m.cacheSize.WithLabelValues(s.label).Set(float64(s.cache.len()))
+	if now > 0 {
+		h.m.streamLag.WithLabelValues(s.label).Set(h.wall().Sub(now.Std()).Seconds())
+	}
+	return nil
+}
+
+func (s *partition) context(prior *fold.Sample) fold.Context {
+	return fold.Context{Alerts: s.h.alerts, Burst: s.burst.on, Prior: prior}
+}
+
+// emitFirst builds version 1 of a pending request.
+func (s *partition) emitFirst(r *request, completeness string, now record.Time) {
+	delete(s.pending, r.key)
+	d := s.h.builder.Build(r.events, s.context(nil))
+	d.Version, d.Completeness = 1, completeness
+	if err := s.produce(&d); err != nil {
+		s.h.log.Error("cannot encode decision; events sent to the DLQ", "record_id", d.RecordID, "err", err)
+		for _, m := range r.msgs {
+			s.toDLQ(m, ReasonUnencodable, err.Error())
+		}
+		return
+	}
+	s.done = append(s.done, r.msgs...)
+	s.burst.observe(now, &d)
+	evs := fold.Dedup(r.events)
+	e := &emitted{key: r.key, recordID: d.RecordID, version: 1, events: evs, emittedAt: now,
+		prior: fold.Sample{Sampled: d.Risk.Sampled, Reason: d.Risk.SampleReason, Rate: d.Risk.SampleRate}}
+	for _, ev := range evs {
+		e.ids = append(e.ids, ev.ID)
+	}
+	s.cache.put(e)
+}
+
+// amend builds the next version of an emitted record from its events and the
+// late ones. A cold entry's events are read back from the raw topics first.
+func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) {
+	h := s.h
+	if e.events == nil {
+		evs, err := s.fetchSources(ctx, e.sources)
+		if err != nil {
+			h.log.Warn("cannot amend: sources unavailable", "record_id", e.recordID, "err", err)
+			for _, m := range e.msgs {
+				s.toDLQ(m, ReasonSourcesUnavail, err.Error())
+			}
+			e.late, e.msgs = nil, nil
+			return
+		}
+		e.events = evs
+	}
+	all := append(slices.Clip(e.events), e.late...)
+	prior := e.prior
+	d := h.builder.Build(all, s.context(&prior))
+	d.Version, d.Completeness = e.version+1, record.Amended
+	if err := s.produce(&d); err != nil {
+		h.log.Error("cannot encode decision; late events sent to the DLQ", "record_id", d.RecordID, "err", err)
+		for _, m := range e.msgs {
+			s.toDLQ(m, ReasonUnencodable, err.Error())
+		}
+		e.late, e.msgs = nil, nil
+		return
+	}
+	s.done = append(s.done, e.msgs...)
+	e.events = fold.Dedup(all)
+	e.ids = e.ids[:0]
+	for _, ev := range e.events {
+		e.ids = append(e.ids, ev.ID)
+	}
+	e.version = d.Version
+	e.prior = fold.Sample{Sampled: d.Risk.Sampled, Reason: d.Risk.SampleReason, Rate: d.Risk.SampleRate}
+	e.emittedAt, e.late, e.msgs, e.sources = now, nil, nil, nil
+	s.cache.put(e)
+}
+
+// produce queues one Decision for the decisions topic, partition s.id (the
+// partition of its request key in the raw topics). It fails only if d cannot
+// be encoded (a bug: fold never yields NaN or ±Inf); the caller then sends
+// the request's events to the DLQ rather than stop the partition for good.
+func (s *partition) produce(d *record.Decision) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("marshal decision %s: %w", d.RecordID, err)
+	}
+	s.out = append(s.out, &kgo.Record{
+		Topic:     s.h.topics.Decisions(),
+		Partition: s.id,
+		Key:       []byte(d.Request.RequestKey),
+		Value:     b,
+		Headers: []kgo.RecordHeader{
+			{Key: raw.HeaderExplicitPartition, Value: []byte(s.label)},
+			{Key: HeaderRecordID, Value: []byte(d.RecordID)},
+			{Key: HeaderVersion, Value: strconv.AppendUint(nil, uint64(d.Version), 10)},
+			{Key: "auditline-completeness", Value: []byte(d.Completeness)},
+		},
+	})
+	return nil
+}
+
+// toDLQ queues m for the DLQ topic with a reason; m is Done once it is
+// acknowledged.
+func (s *partition) toDLQ(m *topic.Message, reason, detail string) {
+	hs := make([]kgo.RecordHeader, 0, len(m.Headers)+3)
+	for _, hd := range m.Headers {
+		if hd.Key != raw.HeaderReason && hd.Key != raw.HeaderExplicitPartition {
+			hs = append(hs, hd)
+		}
+	}
+	hs = append(hs,
+		kgo.RecordHeader{Key: raw.HeaderReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: "auditline-dlq-detail", Value: []byte(detail)},
+		kgo.RecordHeader{Key: "auditline-origin", Value: fmt.Appendf(nil, "%s/%d/%d", m.Topic, m.Partition, m.Offset)},
+	)
+	s.out = append(s.out, &kgo.Record{Topic: s.h.topics.DLQ(), Key: m.Key, Value: m.Value, Headers: hs})
+	s.done = append(s.done, m)
+}
+
+// fetchSources reads a cold record's source events back from the raw topics,
+// checking each one's SHA-256 against the evidence.
+func (s *partition) fetchSources(ctx context.Context, sources []record.Source) ([]*event.Event, error) {
+	h := s.h
+	out := make([]*event.Event, 0, len(sources))
+	for _, src := range sources {
+		var got *event.Event
+		var ferr error
+		err := h.scan.ReadToEnd(ctx, src.Topic, []int32{src.Partition}, kgo.NewOffset().At(src.Offset), func(r *kgo.Record) error {
+			if r.Offset != src.Offset {
+				ferr = fmt.Errorf("%s/%d offset %d is gone (retention?)", src.Topic, src.Partition, src.Offset)
+				return topic.ErrStop
+			}
+			ev, err := event.FromRecord(r)
+			switch {
+			case err != nil:
+				ferr = fmt.Errorf("%s/%d@%d: %w", src.Topic, src.Partition, src.Offset, err)
+			case ev.SHA256 != src.SHA256:
+				ferr = fmt.Errorf("%s/%d@%d: sha256 %s, evidence says %s", src.Topic, src.Partition, src.Offset, ev.SHA256, src.SHA256)
+			default:
+				if !h.builder.KeepsContent() && ev.LiteLLM != nil {
+					ev.LiteLLM.DropContent()
+				}
+				got = ev
+			}
+			return topic.ErrStop
+		})
+		if err == nil && got == nil && ferr == nil {
+			ferr = fmt.Errorf("%s/%d offset %d not found", src.Topic, src.Partition, src.Offset)
+		}
+		result := "ok"
+		if err = errors.Join(err, ferr); err != nil {
+			result = "error"
+		}
+		h.m.fetches.WithLabelValues("source", result).Inc()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got)
+	}
+	return out, nil
+}
+
+// fetchRef reads the decision an oversight event's decision_ref names and
+// returns it as a cold cache entry, or nil (the event is then late).
+//
+// The ref is trusted to name the latest version: the dashboards post the ref
+// of the version they show, which is the latest. Should a later version
+// exist, the amendment still carries every event (it is rebuilt from the
+// sources), only its version number may repeat one already used; store keeps
+// one row per (record id, version) and archive keeps both, so nothing is lost.
+func (s *partition) fetchRef(ctx context.Context, ev *event.Event) *emitted {
+	h := s.h
+	ref := ev.Oversight.Ref
+	var head *decisionHead
+	var at record.Time
+	var ferr error
+	err := h.scan.ReadToEnd(ctx, h.topics.Decisions(), []int32{ref.Partition}, kgo.NewOffset().At(ref.Offset), func(r *kgo.Record) error {
+		if r.Offset != ref.Offset {
+			ferr = fmt.Errorf("decision %d/%d is gone", ref.Partition, ref.Offset)
+			return topic.ErrStop
+		}
+		head, ferr = parseHead(r.Value)
+		at = record.TimeOf(r.Timestamp)
+		return topic.ErrStop
+	})
+	if err = errors.Join(err, ferr); err == nil && head == nil {
+		err = fmt.Errorf("decision %d/%d not found", ref.Partition, ref.Offset)
+	}
+	if err == nil && head.Request.RequestKey != ev.Key {
+		err = fmt.Errorf("decision %d/%d is of request %q, not %q", ref.Partition, ref.Offset, head.Request.RequestKey, ev.Key)
+	}
+	if err != nil {
+		h.m.fetches.WithLabelValues("decision_ref", "error").Inc()
+		h.log.Warn("decision_ref unusable", "event_id", ev.ID, "err", err)
+		return nil
+	}
+	h.m.fetches.WithLabelValues("decision_ref", "ok").Inc()
+	e := head.entry(at)
+	s.cache.put(e)
+	return e
+}
+
+func minNonZero(a, b record.Time) record.Time {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
+}
+
+func sortUnique(ss *[]string) {
+	slices.Sort(*ss)
+	*ss = slices.Compact(*ss)
+}
+
+// deadlines is a min-heap of pending requests by deadline, then key (so that
+// requests due at the same stream time are emitted in a fixed order).
+type deadlines []*request
+
+func (q deadlines) Len() int { return len(q) }
+func (q deadlines) Less(i, j int) bool {
+	if q[i].deadline != q[j].deadline {
+		return q[i].deadline < q[j].deadline
+	}
+	return q[i].key < q[j].key
+}
+func (q deadlines) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].idx, q[j].idx = i, j
+}
+func (q *deadlines) Push(x any) {
+	r := x.(*request)
+	r.idx = len(*q)
+	*q = append(*q, r)
+}
+func (q *deadlines) Pop() any {
+	old := *q
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	r.idx = -1
+	return r
+}
