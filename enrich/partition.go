@@ -99,34 +99,32 @@ func (s *partition) rebuild(ctx context.Context) (int, error) {
 	h := s.h
 	now := h.wall()
 	n := 0
-	err := h.scan.ReadToEnd(ctx, h.topics.Decisions(), []int32{s.id},
-		kgo.NewOffset().AfterMilli(now.Add(-h.cfg.AmendWindow).UnixMilli()), func(r *kgo.Record) error {
-			n++
-			d, err := parseHead(r.Value)
-			if err != nil {
-				h.log.Warn("undecodable decision skipped in rebuild", "partition", r.Partition, "offset", r.Offset, "err", err)
-				return nil
-			}
-			if old := s.cache.get(d.Request.RequestKey); old != nil && old.version >= d.Version {
-				return nil
-			}
-			s.cache.put(d.entry(record.TimeOf(r.Timestamp)))
+	err := h.scan.Scan(ctx, h.topics.Decisions(), s.id, now.Add(-h.cfg.AmendWindow).UnixMilli(), true, func(r *kgo.Record) error {
+		n++
+		d, err := parseHead(r.Value)
+		if err != nil {
+			h.log.Warn("undecodable decision skipped in rebuild", "partition", r.Partition, "offset", r.Offset, "err", err)
 			return nil
-		})
+		}
+		if old := s.cache.get(d.Request.RequestKey); old != nil && old.version >= d.Version {
+			return nil
+		}
+		s.cache.put(d.entry(record.TimeOf(r.Timestamp)))
+		return nil
+	})
 	if err != nil {
 		return n, fmt.Errorf("read %s: %w", h.topics.Decisions(), err)
 	}
 	if h.cfg.BurstLookback > 0 {
-		err = h.scan.ReadToEnd(ctx, h.topics.RawGateway(), []int32{s.id},
-			kgo.NewOffset().AfterMilli(now.Add(-h.cfg.BurstLookback).UnixMilli()), func(r *kgo.Record) error {
-				if raw.Source(raw.Header(r, raw.HeaderSource)) != raw.SourceOversight {
-					return nil
-				}
-				if ev, err := event.FromRecord(r); err == nil && ev.Oversight.Kind == event.KindSamplingControl {
-					s.burst.addControl(ev.ID, ev.Oversight)
-				}
+		err = h.scan.Scan(ctx, h.topics.RawGateway(), s.id, now.Add(-h.cfg.BurstLookback).UnixMilli(), true, func(r *kgo.Record) error {
+			if raw.Source(raw.Header(r, raw.HeaderSource)) != raw.SourceOversight {
 				return nil
-			})
+			}
+			if ev, err := event.FromRecord(r); err == nil && ev.Oversight.Kind == event.KindSamplingControl {
+				s.burst.addControl(ev.ID, ev.Oversight)
+			}
+			return nil
+		})
 		if err != nil {
 			return n, fmt.Errorf("read %s: %w", h.topics.RawGateway(), err)
 		}
@@ -399,7 +397,7 @@ func (s *partition) fetchSources(ctx context.Context, sources []record.Source) (
 	for _, src := range sources {
 		var got *event.Event
 		var ferr error
-		err := h.scan.ReadToEnd(ctx, src.Topic, []int32{src.Partition}, kgo.NewOffset().At(src.Offset), func(r *kgo.Record) error {
+		err := h.scan.Scan(ctx, src.Topic, src.Partition, src.Offset, false, func(r *kgo.Record) error {
 			if r.Offset != src.Offset {
 				ferr = fmt.Errorf("%s/%d offset %d is gone (retention?)", src.Topic, src.Partition, src.Offset)
 				return topic.ErrStop
@@ -448,7 +446,7 @@ func (s *partition) fetchRef(ctx context.Context, ev *event.Event) *emitted {
 	var head *decisionHead
 	var at record.Time
 	var ferr error
-	err := h.scan.ReadToEnd(ctx, h.topics.Decisions(), []int32{ref.Partition}, kgo.NewOffset().At(ref.Offset), func(r *kgo.Record) error {
+	err := h.scan.Scan(ctx, h.topics.Decisions(), ref.Partition, ref.Offset, false, func(r *kgo.Record) error {
 		if r.Offset != ref.Offset {
 			ferr = fmt.Errorf("decision %d/%d is gone", ref.Partition, ref.Offset)
 			return topic.ErrStop

@@ -25,20 +25,25 @@ type producer interface {
 	Produce(ctx context.Context, recs ...*kgo.Record) error
 }
 
-// scanner reads partitions without a consumer group; kafkaScanner binds
+// scanner reads one partition without a consumer group; kafkaScanner binds
 // topic.ReadToEnd to a connection.
 type scanner interface {
-	// ReadToEnd calls fn for each record of the partitions of topic, in offset
-	// order per partition, from start up to the end as of the call. fn may
-	// return topic.ErrStop to end the read early. Records passed to fn are
-	// owned by the callee.
-	ReadToEnd(ctx context.Context, topic string, partitions []int32, start kgo.Offset, fn func(*kgo.Record) error) error
+	// Scan calls fn for each record of partition p of topic, in offset order,
+	// from the first record at or after from (an offset, or with byTime a
+	// Unix-millisecond timestamp) up to the end as of the call. fn may return
+	// topic.ErrStop to end the read early. Records passed to fn are the
+	// callee's.
+	Scan(ctx context.Context, topic string, p int32, from int64, byTime bool, fn func(*kgo.Record) error) error
 }
 
 type kafkaScanner struct{ cfg topic.Config }
 
-func (k kafkaScanner) ReadToEnd(ctx context.Context, t string, ps []int32, start kgo.Offset, fn func(*kgo.Record) error) error {
-	return topic.ReadToEnd(ctx, k.cfg, t, ps, start, fn)
+func (k kafkaScanner) Scan(ctx context.Context, t string, p int32, from int64, byTime bool, fn func(*kgo.Record) error) error {
+	start := kgo.NewOffset().At(from)
+	if byTime {
+		start = kgo.NewOffset().AfterMilli(from)
+	}
+	return topic.ReadToEnd(ctx, k.cfg, t, []int32{p}, start, fn)
 }
 
 // Settings is what the caller hands in.

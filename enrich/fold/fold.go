@@ -42,8 +42,9 @@ type AlertLookup interface {
 }
 
 // Sample is a previous version's sampling decision. Sampling is sticky: a
-// record once sampled stays sampled (with its first reason) in every later
-// version, so an amendment never drops a record from a review queue.
+// record once sampled stays sampled in every later version (with the reason
+// and rate of the version that sampled it, unless the new version is sampled
+// on its own), so an amendment never drops a record from a review queue.
 type Sample struct {
 	Sampled bool
 	Reason  string
@@ -140,7 +141,29 @@ func (b *Builder) Build(events []*event.Event, ctx Context) record.Decision {
 	b.content(&d, attempts, served)
 	b.nearMiss(&d, attempts)
 	b.risk(&d, ctx)
+	normalize(&d)
 	return d
+}
+
+// normalize makes every absent list an empty one, so that the JSON form never
+// mixes null and [] for the same field.
+func normalize(d *record.Decision) {
+	nonNil(&d.Identity.Roles)
+	nonNil(&d.Identity.Tags)
+	for i := range d.Guardrails {
+		nonNil(&d.Guardrails[i].MaskedEntities)
+		nonNil(&d.Guardrails[i].Categories)
+	}
+	for i := range d.Policy.Decisions {
+		nonNil(&d.Policy.Decisions[i].DataClasses)
+		nonNil(&d.Policy.Decisions[i].RuleIDs)
+	}
+}
+
+func nonNil(s *[]string) {
+	if *s == nil {
+		*s = []string{}
+	}
 }
 
 func (b *Builder) evidence(d *record.Decision, evs []*event.Event) {
@@ -181,9 +204,11 @@ func (b *Builder) request(d *record.Decision, attempts, gateways []*event.Event)
 			}
 			r.EndTime = max(r.EndTime, t)
 		}
-		if r.StartTime == 0 {
-			r.StartTime, r.EndTime = d.Evidence.FirstReceivedAt, d.Evidence.FirstReceivedAt
-		}
+	}
+	if r.StartTime == 0 {
+		// No event says when the request ran (a payload without times): the
+		// first receive time is the best bound we have.
+		r.StartTime = d.Evidence.FirstReceivedAt
 	}
 	for _, g := range gateways {
 		r.TraceID = first(r.TraceID, g.Gateway.TraceID)
@@ -569,10 +594,16 @@ func (b *Builder) risk(d *record.Decision, ctx Context) {
 			break
 		}
 	}
-	if p := ctx.Prior; p != nil && p.Sampled {
+	b.sample(d, ctx)
+	if p := ctx.Prior; p != nil && p.Sampled && !d.Risk.Sampled {
+		// Sticky: an amendment never takes a record out of a review queue.
 		d.Risk.Sampled, d.Risk.SampleReason, d.Risk.SampleRate = true, p.Reason, p.Rate
-		return
 	}
+}
+
+// sample decides sampling from the record id and the tier's rate; see
+// SamplingConfig.
+func (b *Builder) sample(d *record.Decision, ctx Context) {
 	tier := d.Risk.Tier
 	if b.always[tier] {
 		d.Risk.Sampled, d.Risk.SampleReason, d.Risk.SampleRate = true, "always", 1
