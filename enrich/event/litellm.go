@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"regexp"
 	"slices"
 	"strconv"
@@ -99,26 +100,26 @@ type wireLiteLLM struct {
 	StatusFields *struct {
 		GuardrailStatus flexString `json:"guardrail_status"`
 	} `json:"status_fields"`
-	Provider         flexString      `json:"custom_llm_provider"`
-	PromptTokens     flexFloat       `json:"prompt_tokens"`
-	CompletionTokens flexFloat       `json:"completion_tokens"`
-	StartTime        flexTime        `json:"startTime"`
-	EndTime          flexTime        `json:"endTime"`
-	Model            flexString      `json:"model"`
-	ModelID          flexString      `json:"model_id"`
-	ModelGroup       flexString      `json:"model_group"`
-	APIBase          flexString      `json:"api_base"`
-	Metadata         wireMeta        `json:"metadata"`
-	CacheHit         flexBool        `json:"cache_hit"`
-	SavedCacheCost   flexFloat       `json:"saved_cache_cost"`
-	RequestTags      flexStrings     `json:"request_tags"`
-	EndUser          flexString      `json:"end_user"`
-	User             flexString      `json:"user"` // legacy v1
-	RequesterIP      flexString      `json:"requester_ip_address"`
-	UserAgent        flexString      `json:"user_agent"`
-	Messages         json.RawMessage `json:"messages"`
-	Response         json.RawMessage `json:"response"`
-	ErrorStr         flexString      `json:"error_str"`
+	Provider         flexString     `json:"custom_llm_provider"`
+	PromptTokens     flexFloat      `json:"prompt_tokens"`
+	CompletionTokens flexFloat      `json:"completion_tokens"`
+	StartTime        flexTime       `json:"startTime"`
+	EndTime          flexTime       `json:"endTime"`
+	Model            flexString     `json:"model"`
+	ModelID          flexString     `json:"model_id"`
+	ModelGroup       flexString     `json:"model_group"`
+	APIBase          flexString     `json:"api_base"`
+	Metadata         wireMeta       `json:"metadata"`
+	CacheHit         flexBool       `json:"cache_hit"`
+	SavedCacheCost   flexFloat      `json:"saved_cache_cost"`
+	RequestTags      flexStrings    `json:"request_tags"`
+	EndUser          flexString     `json:"end_user"`
+	User             flexString     `json:"user"` // legacy v1
+	RequesterIP      flexString     `json:"requester_ip_address"`
+	UserAgent        flexString     `json:"user_agent"`
+	Messages         jsontext.Value `json:"messages"`
+	Response         jsontext.Value `json:"response"`
+	ErrorStr         flexString     `json:"error_str"`
 	ErrorInformation *struct {
 		Code              flexString `json:"error_code"`
 		Class             flexString `json:"error_class"`
@@ -136,8 +137,8 @@ type wireLiteLLM struct {
 		APIBase          flexString `json:"api_base"`
 		LiteLLMModelName flexString `json:"litellm_model_name"`
 	} `json:"hidden_params"`
-	Guardrails json.RawMessage `json:"guardrail_information"`
-	Usage      flexString      `json:"usage"` // legacy v1: "Usage(completion_tokens=12, prompt_tokens=31, …)"
+	Guardrails jsontext.Value `json:"guardrail_information"`
+	Usage      flexString     `json:"usage"` // legacy v1: "Usage(completion_tokens=12, prompt_tokens=31, …)"
 }
 
 type wireMetaFields struct {
@@ -178,10 +179,10 @@ func (m *wireMeta) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '{':
-		_ = json.Unmarshal(b, &m.wireMetaFields)
+		_ = unmarshal(b, &m.wireMetaFields)
 	case '"':
 		var s string
-		if json.Unmarshal(b, &s) != nil {
+		if unmarshal(b, &s) != nil {
 			return nil
 		}
 		v, err := pyLiteral(s)
@@ -189,8 +190,8 @@ func (m *wireMeta) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 		if d, ok := v.(map[string]any); ok {
-			if j, err := json.Marshal(d); err == nil {
-				_ = json.Unmarshal(j, &m.wireMetaFields)
+			if j, err := jsonv2.Marshal(d); err == nil {
+				_ = unmarshal(j, &m.wireMetaFields)
 			}
 		}
 	}
@@ -228,9 +229,9 @@ func (f *flexMode) UnmarshalJSON(b []byte) error {
 		*f = flexMode(strings.Join(l, ","))
 	case '{':
 		var o struct {
-			Default json.RawMessage `json:"default"`
+			Default jsontext.Value `json:"default"`
 		}
-		if json.Unmarshal(b, &o) == nil && len(o.Default) > 0 {
+		if unmarshal(b, &o) == nil && len(o.Default) > 0 {
 			var d flexMode
 			_ = d.UnmarshalJSON(o.Default)
 			*f = d
@@ -249,7 +250,7 @@ func ParseLiteLLM(b []byte) (*LiteLLM, error) {
 		return nil, fmt.Errorf("litellm payload: want a JSON object")
 	}
 	var w wireLiteLLM
-	if err := json.Unmarshal(sanitize(b), &w); err != nil {
+	if err := unmarshal(sanitize(b), &w); err != nil {
 		return nil, fmt.Errorf("litellm payload: %w", err)
 	}
 	m := &w.Metadata.wireMetaFields
@@ -339,7 +340,7 @@ func (l *LiteLLM) RequestKey() string { return first(l.CallID, l.TraceID, l.ID) 
 
 // content returns a messages/response member as received, or nil when it
 // carries nothing (absent, null, "", {} or []).
-func content(b json.RawMessage) []byte {
+func content(b jsontext.Value) []byte {
 	switch string(b) {
 	case "", "null", `""`, "{}", "[]":
 		return nil
@@ -347,26 +348,26 @@ func content(b json.RawMessage) []byte {
 	return b
 }
 
-func guardrails(b json.RawMessage) []record.Guardrail {
+func guardrails(b jsontext.Value) []record.Guardrail {
 	if len(b) == 0 {
 		return nil
 	}
 	var ws []wireGuardrail
 	switch b[0] {
 	case '[':
-		var raw []json.RawMessage
-		if json.Unmarshal(b, &raw) != nil {
+		var raw []jsontext.Value
+		if unmarshal(b, &raw) != nil {
 			return nil
 		}
 		for _, r := range raw {
 			var g wireGuardrail
-			if len(r) > 0 && r[0] == '{' && json.Unmarshal(r, &g) == nil {
+			if len(r) > 0 && r[0] == '{' && unmarshal(r, &g) == nil {
 				ws = append(ws, g)
 			}
 		}
 	case '{':
 		var g wireGuardrail
-		if json.Unmarshal(b, &g) == nil {
+		if unmarshal(b, &g) == nil {
 			ws = append(ws, g)
 		}
 	}

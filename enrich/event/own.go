@@ -1,7 +1,6 @@
 package event
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -58,7 +57,7 @@ func ParseGateway(b []byte) (*Gateway, error) {
 		RiskScore          flexFloat   `json:"risk_score"`
 		ModelAlias         string      `json:"model_alias"`
 	}
-	if err := json.Unmarshal(sanitize(b), &w); err != nil {
+	if err := unmarshal(sanitize(b), &w); err != nil {
 		return nil, fmt.Errorf("gateway event: %w", err)
 	}
 	if w.EventID == "" || w.RequestKey == "" {
@@ -132,7 +131,7 @@ func ParseOversight(b []byte) (*Oversight, error) {
 			Tiers flexStrings `json:"tiers"`
 		} `json:"sampling"`
 	}
-	if err := json.Unmarshal(sanitize(b), &w); err != nil {
+	if err := unmarshal(sanitize(b), &w); err != nil {
 		return nil, fmt.Errorf("oversight event: %w", err)
 	}
 	if w.EventID == "" {
@@ -181,7 +180,7 @@ func ParseAlert(b []byte, key string) (*Alert, error) {
 		TeamID     flexString `json:"team_id"`
 		OrgID      flexString `json:"organization_id"`
 	}
-	if err := json.Unmarshal(sanitize(b), &w); err != nil {
+	if err := unmarshal(sanitize(b), &w); err != nil {
 		return nil, fmt.Errorf("budget alert: %w", err)
 	}
 	a := &Alert{Event: string(w.Event), Spend: w.Spend.ptr(), MaxBudget: w.MaxBudget.ptr()}
