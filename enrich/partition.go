@@ -73,6 +73,11 @@ func newPartition(h *Processor, p int32) *partition {
 		pending: map[string]*request{},
 		cache:   newCache(h.cfg.CacheBytes, h.cfg.AmendWindow.Milliseconds()),
 	}
+	// Both inputs count as active from the start, so that a success read
+	// before the other topic's first fetch waits (at most idle_after) for it.
+	for _, t := range []string{h.topics.RawLiteLLM(), h.topics.RawGateway()} {
+		s.clock.observe(t, 0, h.wall())
+	}
 	s.burst.auto = h.cfg.Sampling.Auto
 	s.burst.switched = func(on bool) {
 		v := 0.0
@@ -183,12 +188,15 @@ func (s *partition) route(ctx context.Context, m *topic.Message) {
 		}
 		return
 	}
-	now := s.clock.advance(s.wallNow())
-	lateCut := now - record.Time(h.cfg.AmendWindow.Milliseconds())
-	if ev.Time() < lateCut || (ev.Oversight != nil && ev.Oversight.Kind != "approval") {
-		// Its record left memory (or never existed here): the raw event stays
-		// in Kafka and in ClickHouse's raw_events; the DLQ record says why it
-		// is in no decision.
+	if o := ev.Oversight; o != nil && o.Kind != "approval" {
+		// A review, override or escalation concerns a record that exists; its
+		// record left memory and no decision_ref led back to it. The raw event
+		// stays in Kafka and in ClickHouse's raw_events; the DLQ record says
+		// why it is in no decision.
+		//
+		// LiteLLM and gateway events for an unknown key start a request
+		// instead: judging them late by their own timestamps would trust the
+		// sender's clock, and LiteLLM never re-sends an event hours later.
 		h.m.events.WithLabelValues(src, "late").Inc()
 		s.toDLQ(m, ReasonLate, fmt.Sprintf("no record of request %q in memory (amend window %s) and no usable decision_ref", ev.Key, h.cfg.AmendWindow))
 		return
@@ -212,7 +220,10 @@ func (s *partition) join(r *request, ev *event.Event, m *topic.Message) {
 	}
 	switch {
 	case r.success:
-		r.deadline = 0 // final: emit in this flush
+		// Final: emitted as soon as stream time reaches its receive time, i.e.
+		// once the other input topic has been read as far (a gateway event
+		// received before the success is then joined, not amended in).
+		r.deadline = r.lastLLM
 	case r.hasLiteLLM:
 		r.deadline = r.lastLLM + record.Time(s.h.cfg.FailureGrace.Milliseconds())
 	default:

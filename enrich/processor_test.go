@@ -228,32 +228,30 @@ func TestDecisionRef(t *testing.T) {
 	}
 }
 
-// TestLateBeyondWindowGoesToDLQ: an event whose record is neither in memory
+// TestLateBeyondWindowGoesToDLQ: a review whose record is neither in memory
 // nor reachable by a decision_ref goes to the DLQ with its reason (the raw
 // event itself stays in its topic).
 func TestLateBeyondWindowGoesToDLQ(t *testing.T) {
 	r := newRig(t, testConfig(), nil, nil)
-	r.feed(r.rec(raw.SourceLiteLLM, "litellm/01_success_plain_openai.json", 2*time.Second))
+	r.feed(r.rec(raw.SourceLiteLLM, "litellm/05_guardrail_pre_call_block.json", 2*time.Second))
+	r.idle(time.Minute)   // emitted after the failure grace
 	r.idle(3 * time.Hour) // stream time moves on; the record leaves the cache
 	if n := r.state().cache.len(); n != 0 {
 		t.Fatalf("cache still holds %d records after the amend window", n)
 	}
 	review := r.rec(raw.SourceOversight, "events/oversight_review_05.json", 100*time.Millisecond) // no decision_ref
-	old := r.rec(raw.SourceLiteLLM, "litellm/02_success_streaming_azure.json", 2*time.Second)     // 3 h old
-	r.feed(review, old)
+	r.feed(review)
 	dlq := r.k.records(testTopics.DLQ())
-	if len(dlq) != 2 {
-		t.Fatalf("%d DLQ records, want 2", len(dlq))
+	if len(dlq) != 1 {
+		t.Fatalf("%d DLQ records, want 1", len(dlq))
 	}
-	for _, d := range dlq {
-		if raw.Header(d, raw.HeaderReason) != ReasonLate || raw.Header(d, "auditline-origin") == "" {
-			t.Errorf("DLQ headers: reason %q origin %q", raw.Header(d, raw.HeaderReason), raw.Header(d, "auditline-origin"))
-		}
+	if d := dlq[0]; raw.Header(d, raw.HeaderReason) != ReasonLate || raw.Header(d, "auditline-origin") != "t.raw.gateway/0/0" || string(d.Value) != string(review.Value) {
+		t.Errorf("DLQ record: reason %q origin %q", raw.Header(d, raw.HeaderReason), raw.Header(d, "auditline-origin"))
 	}
 	if n := len(r.k.decisions(t)); n != 1 {
 		t.Errorf("%d decisions, want 1", n)
 	}
-	if n := metricValue(r.p.m.dlq.WithLabelValues(ReasonLate)); n != 2 {
+	if n := metricValue(r.p.m.dlq.WithLabelValues(ReasonLate)); n != 1 {
 		t.Errorf("dlq metric = %v", n)
 	}
 }
@@ -276,7 +274,9 @@ func TestUndecodableGoesToDLQ(t *testing.T) {
 func TestProduceFailureStopsPartition(t *testing.T) {
 	r := newRig(t, testConfig(), nil, nil)
 	r.k.fail = fmt.Errorf("broker down")
-	err := r.p.Handle(context.Background(), msgsOf(r.rec(raw.SourceLiteLLM, "litellm/01_success_plain_openai.json", time.Second)))
+	rec := r.rec(raw.SourceLiteLLM, "litellm/01_success_plain_openai.json", time.Second)
+	r.clock = raw.ReceivedAt(rec).Add(time.Minute) // the other topic is idle
+	err := r.p.Handle(context.Background(), msgsOf(rec))
 	if err == nil || !strings.Contains(err.Error(), "broker down") {
 		t.Fatalf("Handle = %v", err)
 	}
@@ -403,5 +403,34 @@ func TestMetricsRegister(t *testing.T) {
 	newMetrics(reg)
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSuccessWaitsForTheOtherTopic: a success is emitted once stream time
+// reaches its receive time, so a gateway event received before it, but read
+// after it from the other topic, is joined into version 1 rather than
+// amended in.
+func TestSuccessWaitsForTheOtherTopic(t *testing.T) {
+	r := newRig(t, testConfig(), nil, nil)
+	ok := r.rec(raw.SourceLiteLLM, "litellm/08_budget_near_limit_key_user_team_end_user.json", 2*time.Second)
+	at := raw.ReceivedAt(ok)
+	other, err := r.f.Record(raw.SourceGateway, mustRead(t, "events/gateway_orphan.json"), at.Add(-time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := r.f.Record(raw.SourceGateway, mustRead(t, "events/gateway_review.json"), at.Add(-10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.feed(other) // raw.gateway is active, read up to at − 1 s
+	r.feed(ok)
+	if n := len(r.k.decisions(t)); n != 0 {
+		t.Fatalf("success emitted while raw.gateway was read only up to before it (%d)", n)
+	}
+	r.feed(gw)              // received before the success, read after it
+	r.idle(6 * time.Second) // raw.gateway goes idle: stream time moves on
+	ds := r.k.decisions(t)
+	if len(ds) != 1 || ds[0].Version != 1 || ds[0].Policy.Decision != "review" {
+		t.Fatalf("decisions: %s", versions(ds))
 	}
 }

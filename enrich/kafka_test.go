@@ -1,0 +1,197 @@
+package enrich
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/enrich/internal/fixture"
+	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/ingest/topic"
+)
+
+// readDecisions reads the whole decisions topic.
+func readDecisions(t testing.TB, cfg topic.Config, topics raw.Topics) (ds []record.Decision, recs []*kgo.Record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := topic.ReadToEnd(ctx, cfg, topics.Decisions(), nil, kgo.NewOffset().AtStart(), func(r *kgo.Record) error {
+		var d record.Decision
+		if err := json.Unmarshal(r.Value, &d); err != nil {
+			t.Errorf("decision %d/%d: %v", r.Partition, r.Offset, err)
+			return nil
+		}
+		ds = append(ds, d)
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds, recs
+}
+
+// TestStageOnKafka runs the enrich stage on the real broker: the example
+// payload sets go through raw topics and come out as the same decisions the
+// golden tests pin (apart from where their evidence sits in Kafka and when it
+// was received), each in the partition of its request key.
+func TestStageOnKafka(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	kcfg := topic.NewDefaultConfig()
+	kcfg.Brokers = brokers
+	kcfg.CommitInterval = 100 * time.Millisecond
+	topics := raw.Topics{Prefix: testenv.Name(t) + "."}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := topic.EnsureTopics(ctx, kcfg, topics); err != nil {
+		t.Fatal(err)
+	}
+	w, err := topic.NewWriter(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	// Expected: what the golden cases give in memory (default rules only).
+	want := map[string]record.Decision{}
+	f, err := fixture.New(topics, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var recs []*kgo.Record
+	for _, c := range goldenCases() {
+		if c.cfg != nil {
+			continue
+		}
+		for k, d := range latest(c.run(t, nil, true)) {
+			want[k] = d
+		}
+		for _, a := range c.alerts {
+			b, err := os.ReadFile(filepath.Join("testdata", a.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := f.Record(raw.SourceAlert, b, a.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, rec)
+		}
+	}
+	for _, c := range goldenCases() {
+		if c.cfg != nil {
+			continue
+		}
+		for _, in := range c.events {
+			b, err := readFile(in.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := f.Event(in.src, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Received now (the wall clock drives idle partitions), in the
+			// case's order.
+			now = now.Add(time.Millisecond)
+			recs = append(recs, f.Raw(ev, now))
+		}
+	}
+	// Alerts first, as the golden cases assume they were received before.
+	var alerts, events []*kgo.Record
+	for _, r := range recs {
+		r.Partition, r.Offset = 0, 0
+		if r.Topic == topics.RawAlerts() {
+			alerts = append(alerts, r)
+		} else {
+			events = append(events, r)
+		}
+	}
+	if err := w.Produce(ctx, alerts...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Produce(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := NewDefaultConfig()
+	cfg.Group = topics.Prefix + "enrich"
+	cfg.Sampling.Auto.Enabled = false
+	cfg.FailureGrace, cfg.LiteLLMWait, cfg.IdleAfter, cfg.TickInterval = time.Second, 2*time.Second, 500*time.Millisecond, 100*time.Millisecond
+	st, err := New(cfg, kcfg, topics, Settings{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = st.Run(runCtx) })
+	deadline := time.Now().Add(90 * time.Second)
+	var got map[string]record.Decision
+	var positions []*kgo.Record
+	for {
+		var ds []record.Decision
+		ds, positions = readDecisions(t, kcfg, topics)
+		got = latest(ds)
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := st.Ready(ctx); err != nil {
+		t.Errorf("Ready = %v", err)
+	}
+	stop()
+	wg.Wait()
+	if runErr != nil {
+		t.Fatalf("Run = %v", runErr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records on Kafka, want %d", len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		// Where the evidence sits and when it was received differ; every
+		// other field must not.
+		if w.Request.StartTime == w.Evidence.FirstReceivedAt {
+			// No times in the payload: the receive time stands in.
+			g.Request, w.Request = record.Request{}, record.Request{}
+		}
+		if len(w.Budget.Alerts) == 0 {
+			// The alert table is shared by every case here.
+			g.Budget.Alerts = w.Budget.Alerts
+		}
+		g.Evidence, w.Evidence = record.Evidence{}, record.Evidence{}
+		for i := range g.Budget.Alerts {
+			g.Budget.Alerts[i].ReceivedAt = 0
+		}
+		for i := range w.Budget.Alerts {
+			w.Budget.Alerts[i].ReceivedAt = 0
+		}
+		if cg, cw := canonical(t, g), canonical(t, w); cg != cw {
+			t.Errorf("request %s on Kafka differs from its golden:\n%s", k, firstDiff(cw, cg))
+		}
+	}
+	// Co-partitioning: each decision sits in the partition of its key in the
+	// raw topics.
+	part := map[string]int32{}
+	for _, r := range events {
+		part[string(r.Key)] = r.Partition
+	}
+	for _, r := range positions {
+		if p, ok := part[string(r.Key)]; ok && p != r.Partition {
+			t.Errorf("decision of %s in partition %d, its events in %d", r.Key, r.Partition, p)
+		}
+	}
+}
