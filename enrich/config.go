@@ -11,6 +11,7 @@ import (
 // Defaults for Config (docs/enrich.md explains each choice).
 const (
 	DefaultGroup         = "auditline-enrich"
+	DefaultSuccessDelay  = time.Second
 	DefaultFailureGrace  = 10 * time.Second
 	DefaultLiteLLMWait   = 60 * time.Second
 	DefaultIdleAfter     = 5 * time.Second
@@ -19,12 +20,19 @@ const (
 	DefaultMaxPending    = 20_000
 	DefaultBurstLookback = 24 * time.Hour
 	DefaultTickInterval  = time.Second
+	DefaultSession       = 45 * time.Second
 )
 
 // Config is the enrich stage's YAML section ("enrich").
 type Config struct {
 	// Group is the Kafka consumer group.
 	Group string `yaml:"group"`
+	// SuccessDelay is how long (in stream time) a request whose LiteLLM
+	// success arrived still waits for its other events: a gateway event
+	// received at about the same moment but read from the other topic, or
+	// written a moment later by another ingest instance. 0 emits as soon as
+	// stream time reaches the success's receive time.
+	SuccessDelay time.Duration `yaml:"success_delay"`
 	// FailureGrace is how long (in stream time) a request whose latest LiteLLM
 	// event is a failure waits for a fallback or retry success before it is
 	// emitted complete with outcome failure or blocked.
@@ -52,6 +60,11 @@ type Config struct {
 	BurstLookback time.Duration `yaml:"burst_lookback"`
 	// TickInterval is how often idle partitions advance stream time.
 	TickInterval time.Duration `yaml:"tick_interval"`
+	// SessionTimeout is the consumer-group session timeout: how long the
+	// group waits for a member that stopped heartbeating (a killed process)
+	// before its partitions move. The broker bounds it
+	// (group.min/max.session.timeout.ms, 6 s to 30 min by default).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 
 	Content  fold.ContentConfig  `yaml:"content"`
 	NearMiss fold.NearMissConfig `yaml:"near_miss"`
@@ -63,19 +76,21 @@ type Config struct {
 func NewDefaultConfig() Config {
 	r := fold.NewDefaultRules()
 	return Config{
-		Group:         DefaultGroup,
-		FailureGrace:  DefaultFailureGrace,
-		LiteLLMWait:   DefaultLiteLLMWait,
-		IdleAfter:     DefaultIdleAfter,
-		AmendWindow:   DefaultAmendWindow,
-		CacheBytes:    DefaultCacheBytes,
-		MaxPending:    DefaultMaxPending,
-		BurstLookback: DefaultBurstLookback,
-		TickInterval:  DefaultTickInterval,
-		Content:       r.Content,
-		NearMiss:      r.NearMiss,
-		Risk:          r.Risk,
-		Sampling:      r.Sampling,
+		Group:          DefaultGroup,
+		SuccessDelay:   DefaultSuccessDelay,
+		FailureGrace:   DefaultFailureGrace,
+		LiteLLMWait:    DefaultLiteLLMWait,
+		IdleAfter:      DefaultIdleAfter,
+		AmendWindow:    DefaultAmendWindow,
+		CacheBytes:     DefaultCacheBytes,
+		MaxPending:     DefaultMaxPending,
+		BurstLookback:  DefaultBurstLookback,
+		TickInterval:   DefaultTickInterval,
+		SessionTimeout: DefaultSession,
+		Content:        r.Content,
+		NearMiss:       r.NearMiss,
+		Risk:           r.Risk,
+		Sampling:       r.Sampling,
 	}
 }
 
@@ -95,11 +110,14 @@ func (c *Config) Validate() error {
 		v   time.Duration
 	}{
 		{"failure_grace", c.FailureGrace}, {"litellm_wait", c.LiteLLMWait}, {"idle_after", c.IdleAfter},
-		{"amend_window", c.AmendWindow}, {"tick_interval", c.TickInterval},
+		{"amend_window", c.AmendWindow}, {"tick_interval", c.TickInterval}, {"session_timeout", c.SessionTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("enrich.%s: %s, want > 0", d.key, d.v))
 		}
+	}
+	if c.SuccessDelay < 0 {
+		errs = append(errs, fmt.Errorf("enrich.success_delay: %s, want >= 0", c.SuccessDelay))
 	}
 	if c.BurstLookback < 0 {
 		errs = append(errs, fmt.Errorf("enrich.burst_lookback: %s, want >= 0", c.BurstLookback))

@@ -220,10 +220,11 @@ func (s *partition) join(r *request, ev *event.Event, m *topic.Message) {
 	}
 	switch {
 	case r.success:
-		// Final: emitted as soon as stream time reaches its receive time, i.e.
-		// once the other input topic has been read as far (a gateway event
-		// received before the success is then joined, not amended in).
-		r.deadline = r.lastLLM
+		// Final: emitted once stream time passes its receive time by
+		// success_delay, i.e. once the other input topic has been read that
+		// far too (a gateway event received about when the success was is
+		// then joined into version 1, not amended in).
+		r.deadline = r.lastLLM + record.Time(s.h.cfg.SuccessDelay.Milliseconds())
 	case r.hasLiteLLM:
 		r.deadline = r.lastLLM + record.Time(s.h.cfg.FailureGrace.Milliseconds())
 	default:

@@ -66,8 +66,12 @@ func TestTimeouts(t *testing.T) {
 	ok := r.rec(raw.SourceLiteLLM, "litellm/01_success_plain_openai.json", 2*time.Second)
 
 	r.feed(ok)
+	if n := len(r.k.decisions(t)); n != 0 {
+		t.Fatalf("a success emitted before success_delay: %s", versions(r.k.decisions(t)))
+	}
+	r.idle(cfg.IdleAfter + cfg.SuccessDelay)
 	if got := versions(r.k.decisions(t)); got != "v1:complete:success" {
-		t.Fatalf("a success is final at once: %s", got)
+		t.Fatalf("a success is final after success_delay: %s", got)
 	}
 	r.feed(fail)
 	r.idle(cfg.IdleAfter + cfg.FailureGrace - time.Second) // stream time: grace − 1 s after it
@@ -272,7 +276,9 @@ func TestUndecodableGoesToDLQ(t *testing.T) {
 // TestProduceFailureStopsPartition: nothing is Done when Kafka does not
 // acknowledge; the error reaches the Reader, which stops without committing.
 func TestProduceFailureStopsPartition(t *testing.T) {
-	r := newRig(t, testConfig(), nil, nil)
+	cfg := testConfig()
+	cfg.SuccessDelay = 0
+	r := newRig(t, cfg, nil, nil)
 	r.k.fail = fmt.Errorf("broker down")
 	rec := r.rec(raw.SourceLiteLLM, "litellm/01_success_plain_openai.json", time.Second)
 	r.clock = raw.ReceivedAt(rec).Add(time.Minute) // the other topic is idle
@@ -320,6 +326,7 @@ func TestBurstSampling(t *testing.T) {
 	before := time.Date(2025, 11, 22, 11, 0, 0, 0, time.UTC)
 	after := time.Date(2025, 11, 22, 11, 10, 0, 0, time.UTC)
 	r.feed(mk(keys[0], float64(before.Unix())), mk(keys[1], float64(after.Unix())))
+	r.idle(time.Minute)
 	got := latest(r.k.decisions(t))
 	if d := got[keys[0]]; d.Risk.Sampled || d.Risk.SampleRate != low {
 		t.Errorf("started before the switch: sampled %v rate %v", d.Risk.Sampled, d.Risk.SampleRate)
@@ -428,7 +435,7 @@ func TestSuccessWaitsForTheOtherTopic(t *testing.T) {
 		t.Fatalf("success emitted while raw.gateway was read only up to before it (%d)", n)
 	}
 	r.feed(gw)              // received before the success, read after it
-	r.idle(6 * time.Second) // raw.gateway goes idle: stream time moves on
+	r.idle(7 * time.Second) // raw.gateway goes idle: stream time moves on
 	ds := r.k.decisions(t)
 	if len(ds) != 1 || ds[0].Version != 1 || ds[0].Policy.Decision != "review" {
 		t.Fatalf("decisions: %s", versions(ds))

@@ -78,7 +78,8 @@ func (s *Stage) Run(ctx context.Context) error {
 	}
 
 	rd, err := topic.NewReader(s.kafka, s.cfg.Group, []string{s.topics.RawLiteLLM(), s.topics.RawGateway()}, s.proc,
-		topic.ReaderOptions{CoPartitioned: true, TickInterval: s.cfg.TickInterval, Logger: log})
+		topic.ReaderOptions{CoPartitioned: true, TickInterval: s.cfg.TickInterval, Logger: log,
+			KgoOpts: []kgo.Opt{kgo.SessionTimeout(s.cfg.SessionTimeout)}})
 	if err != nil {
 		return err
 	}

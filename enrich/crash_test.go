@@ -1,0 +1,288 @@
+package enrich
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/enrich/internal/fixture"
+	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ingest/loadgen"
+	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/ingest/topic"
+)
+
+// TestCrashMidStream is the delivery proof: `auditline enrich` runs as a
+// child process while 100,000 events of many requests stream into the raw
+// topics; it is killed with SIGKILL in the middle and started again. In the
+// end every request has exactly one latest record (its highest version, never
+// two different records under it), none is missing, and each latest record
+// carries every event of its request.
+func TestCrashMidStream(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	if testing.Short() {
+		t.Skip("-short: skipping the 100,000-event crash test")
+	}
+	const wantEvents = 100_000
+	name := testenv.Name(t)
+	topics := raw.Topics{Prefix: name + "."}
+	kcfg := topic.NewDefaultConfig()
+	kcfg.Brokers = brokers
+	kcfg.Partitions = 4
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := topic.EnsureTopics(ctx, kcfg, topics); err != nil {
+		t.Fatal(err)
+	}
+
+	bin := filepath.Join(t.TempDir(), "auditline")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/auditline/auditline/cmd/auditline")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	logs := t.TempDir()
+	start := func(n int) *exec.Cmd {
+		cmd := exec.Command(bin, "enrich")
+		cmd.Env = append(os.Environ(),
+			"AUDITLINE_KAFKA="+brokers[0],
+			"AUDITLINE_TOPIC_PREFIX="+topics.Prefix,
+			"AUDITLINE_OPS_LISTEN=",
+			"AUDITLINE_LOG_LEVEL=info",
+			"AUDITLINE_KAFKA_COMMIT_INTERVAL=200ms",
+			"AUDITLINE_ENRICH_GROUP="+name+"-enrich",
+			"AUDITLINE_ENRICH_FAILURE_GRACE=2s",
+			"AUDITLINE_ENRICH_LITELLM_WAIT=4s",
+			"AUDITLINE_ENRICH_IDLE_AFTER=1s",
+			"AUDITLINE_ENRICH_TICK_INTERVAL=200ms",
+			"AUDITLINE_ENRICH_SESSION_TIMEOUT=6s",
+		)
+		f, err := os.Create(filepath.Join(logs, fmt.Sprintf("enrich-%d.log", n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	dumpLogs := func() {
+		for n := 1; n <= 2; n++ {
+			b, _ := os.ReadFile(filepath.Join(logs, fmt.Sprintf("enrich-%d.log", n)))
+			t.Logf("--- enrich-%d.log (last 3000 bytes)\n%s", n, b[max(0, len(b)-3000):])
+		}
+	}
+
+	// The traffic: loadgen's default mix plus gateway events, received now.
+	g, err := loadgen.New(loadgen.Config{Seed: 42, Gateway: 0.2, Start: time.Now(), Interval: 100 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fixture.New(topics, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type batch []*kgo.Record
+	var batches []batch
+	want := map[string][]string{} // request key -> event ids
+	var cur batch
+	events := 0
+	for events < wantEvents {
+		r := g.Next()
+		for _, b := range r.Gateway {
+			ev, err := f.Event(raw.SourceGateway, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur = append(cur, f.Topics.Record(ev, time.Time{}, "bench", 0))
+			want[ev.Key] = append(want[ev.Key], ev.EventID)
+		}
+		for _, b := range r.LiteLLM {
+			ev, err := f.Event(raw.SourceLiteLLM, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cur = append(cur, f.Topics.Record(ev, time.Time{}, "bench", 0))
+			want[ev.Key] = append(want[ev.Key], ev.EventID)
+		}
+		events += len(r.Gateway) + len(r.LiteLLM)
+		if len(cur) >= 500 {
+			batches = append(batches, cur)
+			cur = nil
+		}
+	}
+	batches = append(batches, cur)
+
+	w, err := topic.NewWriter(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var produced atomic.Int64
+	var wg sync.WaitGroup
+	var produceErr error
+	wg.Go(func() {
+		for _, b := range batches {
+			now := []byte(fmt.Sprint(time.Now().UnixMilli()))
+			for _, r := range b {
+				for i := range r.Headers {
+					if r.Headers[i].Key == raw.HeaderReceivedAt {
+						r.Headers[i].Value = now
+					}
+				}
+			}
+			if err := w.Produce(ctx, b...); err != nil {
+				produceErr = err
+				return
+			}
+			produced.Add(int64(len(b)))
+			time.Sleep(40 * time.Millisecond) // a stream, not a burst: ~10 s in all
+		}
+	})
+
+	adm := kadm.NewClient(w.Client())
+	decided := func() int64 {
+		ends, err := adm.ListEndOffsets(ctx, topics.Decisions())
+		if err != nil {
+			return 0
+		}
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n
+	}
+
+	first := start(1)
+	waitUntil := func(what string, d time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !cond() {
+			if time.Now().After(deadline) {
+				dumpLogs()
+				t.Fatalf("timed out waiting for %s (produced %d, decisions %d)", what, produced.Load(), decided())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitUntil("a third of the decisions", 2*time.Minute, func() bool { return decided() > int64(len(want))/3 })
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	killedAt := decided()
+	t.Logf("SIGKILL after %d decisions; %d of %d events produced", killedAt, produced.Load(), events)
+
+	second := start(2)
+	defer func() {
+		if second.ProcessState == nil {
+			_ = second.Process.Kill()
+			_ = second.Wait()
+		}
+	}()
+	wg.Wait()
+	if produceErr != nil {
+		t.Fatal(produceErr)
+	}
+
+	// Wait until every request has a record, then stop gracefully.
+	var ds []record.Decision
+	waitUntil("every request's record", 3*time.Minute, func() bool {
+		if decided() < int64(len(want)) {
+			return false
+		}
+		ds, _ = readDecisions(t, kcfg, topics)
+		return len(latest(ds)) >= len(want)
+	})
+	time.Sleep(time.Second) // late amendments, if any, land too
+	ds, _ = readDecisions(t, kcfg, topics)
+	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Wait(); err != nil {
+		dumpLogs()
+		t.Fatalf("second run ended with %v", err)
+	}
+
+	// One latest record per request, none missing, each with all its events.
+	type top struct {
+		version uint32
+		bodies  map[string]bool
+		d       record.Decision
+	}
+	tops := map[string]*top{}
+	for _, d := range ds {
+		tp := tops[d.Request.RequestKey]
+		if tp == nil || d.Version > tp.version {
+			tp = &top{version: d.Version, bodies: map[string]bool{}}
+			tops[d.Request.RequestKey] = tp
+		}
+		if d.Version == tp.version {
+			tp.bodies[canonical(t, d)] = true
+			tp.d = d
+		}
+	}
+	missing, conflicts, incomplete, extra := 0, 0, 0, 0
+	for key, ids := range want {
+		tp := tops[key]
+		if tp == nil {
+			missing++
+			continue
+		}
+		if len(tp.bodies) != 1 {
+			conflicts++
+			if conflicts <= 3 {
+				var bs []string
+				for b := range tp.bodies {
+					bs = append(bs, b)
+				}
+				t.Errorf("request %s: %d different records at version %d:\n%s", key, len(bs), tp.version, firstDiff(bs[0], bs[1]))
+			}
+		}
+		var got []string
+		for _, s := range tp.d.Evidence.Sources {
+			got = append(got, s.EventID)
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		if !slices.Equal(got, ids) {
+			incomplete++
+			if incomplete <= 3 {
+				t.Errorf("request %s: latest record v%d has events %v, want %v", key, tp.version, got, ids)
+			}
+		}
+	}
+	for key := range tops {
+		if _, ok := want[key]; !ok {
+			extra++
+		}
+	}
+	seen := map[string]bool{}
+	amended, repeated := 0, 0
+	for _, d := range ds {
+		if d.Version > 1 && d.Completeness == record.Amended {
+			amended++
+		}
+		k := fmt.Sprintf("%s/%d", d.RecordID, d.Version)
+		if seen[k] {
+			repeated++
+		}
+		seen[k] = true
+	}
+	t.Logf("%d events, %d requests; %d decision records: %d amendments, %d versions emitted twice (identical, by the check above)",
+		events, len(want), len(ds), amended, repeated)
+	if missing+conflicts+incomplete+extra > 0 {
+		dumpLogs()
+		t.Fatalf("missing %d, conflicting %d, incomplete %d, unexpected %d", missing, conflicts, incomplete, extra)
+	}
+}
