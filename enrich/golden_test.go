@@ -88,7 +88,7 @@ func (c goldenCase) run(t testing.TB, order []int, batch bool) []record.Decision
 	}
 	alerts := newAlertTable()
 	r := newRig(t, cfg, nil, alerts)
-	af, _ := newRig(t, cfg, nil, nil).f, 0
+	af := r.f
 	for _, a := range c.alerts {
 		b, err := os.ReadFile(filepath.Join("testdata", a.file))
 		if err != nil {

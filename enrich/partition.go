@@ -21,8 +21,14 @@ import (
 
 // Header names on decision records.
 const (
-	HeaderRecordID = "auditline-record-id"
-	HeaderVersion  = "auditline-version"
+	HeaderRecordID     = "auditline-record-id"
+	HeaderVersion      = "auditline-version"
+	HeaderCompleteness = "auditline-completeness"
+	// HeaderDLQDetail and HeaderOrigin are set on DLQ records enrich writes:
+	// the reason in words, and "<topic>/<partition>/<offset>" of the raw
+	// event (which stays where it is).
+	HeaderDLQDetail = "auditline-dlq-detail"
+	HeaderOrigin    = "auditline-origin"
 )
 
 // DLQ reasons enrich writes (raw.HeaderReason).
@@ -270,7 +276,7 @@ func (s *partition) flush(ctx context.Context) error {
 			if r.Topic == h.topics.DLQ() {
 				h.m.dlq.WithLabelValues(raw.Header(r, raw.HeaderReason)).Inc()
 			} else {
-				h.m.decisions.WithLabelValues(string(r.Headers[len(r.Headers)-1].Value)).Inc()
+				h.m.decisions.WithLabelValues(raw.Header(r, HeaderCompleteness)).Inc()
 			}
 		}
 	}
@@ -377,7 +383,7 @@ func (s *partition) produce(d *record.Decision) error {
 			{Key: raw.HeaderExplicitPartition, Value: []byte(s.label)},
 			{Key: HeaderRecordID, Value: []byte(d.RecordID)},
 			{Key: HeaderVersion, Value: strconv.AppendUint(nil, uint64(d.Version), 10)},
-			{Key: "auditline-completeness", Value: []byte(d.Completeness)},
+			{Key: HeaderCompleteness, Value: []byte(d.Completeness)},
 		},
 	})
 	return nil
@@ -394,8 +400,8 @@ func (s *partition) toDLQ(m *topic.Message, reason, detail string) {
 	}
 	hs = append(hs,
 		kgo.RecordHeader{Key: raw.HeaderReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: "auditline-dlq-detail", Value: []byte(detail)},
-		kgo.RecordHeader{Key: "auditline-origin", Value: fmt.Appendf(nil, "%s/%d/%d", m.Topic, m.Partition, m.Offset)},
+		kgo.RecordHeader{Key: HeaderDLQDetail, Value: []byte(detail)},
+		kgo.RecordHeader{Key: HeaderOrigin, Value: fmt.Appendf(nil, "%s/%d/%d", m.Topic, m.Partition, m.Offset)},
 	)
 	s.out = append(s.out, &kgo.Record{Topic: s.h.topics.DLQ(), Key: m.Key, Value: m.Value, Headers: hs})
 	s.done = append(s.done, m)

@@ -249,8 +249,8 @@ func TestLateBeyondWindowGoesToDLQ(t *testing.T) {
 	if len(dlq) != 1 {
 		t.Fatalf("%d DLQ records, want 1", len(dlq))
 	}
-	if d := dlq[0]; raw.Header(d, raw.HeaderReason) != ReasonLate || raw.Header(d, "auditline-origin") != "t.raw.gateway/0/0" || string(d.Value) != string(review.Value) {
-		t.Errorf("DLQ record: reason %q origin %q", raw.Header(d, raw.HeaderReason), raw.Header(d, "auditline-origin"))
+	if d := dlq[0]; raw.Header(d, raw.HeaderReason) != ReasonLate || raw.Header(d, HeaderOrigin) != "t.raw.gateway/0/0" || string(d.Value) != string(review.Value) {
+		t.Errorf("DLQ record: reason %q origin %q", raw.Header(d, raw.HeaderReason), raw.Header(d, HeaderOrigin))
 	}
 	if n := len(r.k.decisions(t)); n != 1 {
 		t.Errorf("%d decisions, want 1", n)
