@@ -3,9 +3,12 @@ package fold
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Capture policies for request and response content.
@@ -102,9 +105,9 @@ type TierRule struct {
 // at a low rate stays sampled at any higher rate.
 type SamplingConfig struct {
 	// Rates is the baseline rate per tier (0..1); tiers not listed are 0.
-	Rates map[string]float64 `yaml:"rates"`
+	Rates TierRates `yaml:"rates"`
 	// BurstRates replace Rates while burst mode is on.
-	BurstRates map[string]float64 `yaml:"burst_rates"`
+	BurstRates TierRates `yaml:"burst_rates"`
 	// Always lists tiers whose every record is sampled.
 	Always []string `yaml:"always"`
 	// Auto switches burst mode on by itself.
@@ -127,6 +130,20 @@ type AutoBurstConfig struct {
 	Hold time.Duration `yaml:"hold"`
 }
 
+// TierRates maps a tier to a rate. A YAML value replaces the whole map (the
+// defaults name tiers a configuration may not have).
+type TierRates map[string]float64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *TierRates) UnmarshalYAML(n *yaml.Node) error {
+	m := map[string]float64{}
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	*r = m
+	return nil
+}
+
 // NewDefaultRules returns the documented defaults.
 func NewDefaultRules() Rules {
 	return Rules{
@@ -143,8 +160,8 @@ func NewDefaultRules() Rules {
 			Default: "low",
 		},
 		Sampling: SamplingConfig{
-			Rates:      map[string]float64{"high": 0.25, "medium": 0.05, "low": 0.01},
-			BurstRates: map[string]float64{"high": 1, "medium": 0.25, "low": 0.05},
+			Rates:      TierRates{"high": 0.25, "medium": 0.05, "low": 0.01},
+			BurstRates: TierRates{"high": 1, "medium": 0.25, "low": 0.05},
 			Auto: AutoBurstConfig{Enabled: true, Window: 5 * time.Minute, Share: 0.2, MinRecords: 50,
 				Hold: 10 * time.Minute},
 		},
@@ -202,8 +219,13 @@ func (r *Rules) Validate(prefix string) error {
 			}
 		}
 	}
-	for name, m := range map[string]map[string]float64{"rates": r.Sampling.Rates, "burst_rates": r.Sampling.BurstRates} {
-		for tier, rate := range m {
+	for _, nm := range []struct {
+		name string
+		m    TierRates
+	}{{"rates", r.Sampling.Rates}, {"burst_rates", r.Sampling.BurstRates}} {
+		name, m := nm.name, nm.m
+		for _, tier := range slices.Sorted(maps.Keys(m)) {
+			rate := m[tier]
 			if rate < 0 || rate > 1 {
 				add("sampling.%s.%s: %g, want in [0, 1]", name, tier, rate)
 			}
