@@ -76,6 +76,17 @@ func (c *cache) put(e *emitted) {
 	e.elem = c.order.PushBack(e)
 	c.byKey[e.key] = e
 	c.bytes += e.size
+	// Keep within the byte bound at every insert (a rebuild inserts many
+	// before the first flush evicts by time).
+	for el := c.order.Front(); c.bytes > c.maxBytes && el != nil && el != e.elem; {
+		next := el.Next()
+		if old := el.Value.(*emitted); len(old.late) == 0 {
+			c.order.Remove(el)
+			delete(c.byKey, old.key)
+			c.bytes -= old.size
+		}
+		el = next
+	}
 }
 
 // evict drops entries beyond the byte bound and those emitted before

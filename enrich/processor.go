@@ -2,12 +2,13 @@ package enrich
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -166,7 +167,7 @@ type decisionHead struct {
 
 func parseHead(b []byte) (*decisionHead, error) {
 	var d decisionHead
-	if err := json.Unmarshal(b, &d); err != nil {
+	if err := jsonv2.Unmarshal(b, &d, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
 		return nil, fmt.Errorf("decode decision: %w", err)
 	}
 	if d.Request.RequestKey == "" || d.Version == 0 {

@@ -441,3 +441,19 @@ func TestSuccessWaitsForTheOtherTopic(t *testing.T) {
 		t.Fatalf("decisions: %s", versions(ds))
 	}
 }
+
+// TestCacheBound: the memory of emitted records never exceeds cache_bytes,
+// even while a rebuild inserts many records before any flush; the oldest go
+// first.
+func TestCacheBound(t *testing.T) {
+	c := newCache(64<<10, time.Hour.Milliseconds())
+	for i := range 2000 {
+		c.put(&emitted{key: fmt.Sprintf("k%05d", i), ids: []string{fmt.Sprintf("litellm:%d:success", i)}, emittedAt: record.Time(i)})
+		if c.bytes > c.maxBytes {
+			t.Fatalf("after %d inserts: %d bytes > %d", i+1, c.bytes, c.maxBytes)
+		}
+	}
+	if c.get("k01999") == nil || c.get("k00000") != nil {
+		t.Fatal("kept the oldest or dropped the newest")
+	}
+}
