@@ -27,9 +27,10 @@ var testTopics = raw.Topics{Prefix: "t."}
 // memKafka is an in-memory log per topic and partition: the producer and the
 // scanner of unit tests.
 type memKafka struct {
-	mu   sync.Mutex
-	logs map[string]map[int32][]*kgo.Record
-	fail error // returned by Produce while set
+	mu       sync.Mutex
+	logs     map[string]map[int32][]*kgo.Record
+	fail     error // returned by Produce while set
+	scanFail int   // Scan fails this many more times
 }
 
 func newMemKafka() *memKafka { return &memKafka{logs: map[string]map[int32][]*kgo.Record{}} }
@@ -60,6 +61,11 @@ func (k *memKafka) Produce(_ context.Context, recs ...*kgo.Record) error {
 
 func (k *memKafka) Scan(_ context.Context, t string, p int32, from int64, byTime bool, fn func(*kgo.Record) error) error {
 	k.mu.Lock()
+	if k.scanFail > 0 {
+		k.scanFail--
+		k.mu.Unlock()
+		return errors.New("broker not answering")
+	}
 	log := append([]*kgo.Record(nil), k.logs[t][p]...)
 	k.mu.Unlock()
 	for _, r := range log {

@@ -145,13 +145,13 @@ func (s *partition) rebuild(ctx context.Context) (int, error) {
 
 // route takes one message: joins it to its pending request, recognises it as
 // a duplicate or a late event of an emitted record, or starts a request.
-func (s *partition) route(ctx context.Context, m *topic.Message) {
+func (s *partition) route(ctx context.Context, m *topic.Message) error {
 	h := s.h
 	ev, err := event.FromRecord(m.Record)
 	if err != nil {
 		h.m.events.WithLabelValues(raw.Header(m.Record, raw.HeaderSource), "dlq").Inc()
 		s.toDLQ(m, ReasonUndecodable, err.Error())
-		return
+		return nil
 	}
 	s.idleWall = time.Time{}
 	s.clock.observe(m.Topic, ev.ReceivedAt, s.wallNow())
@@ -165,16 +165,18 @@ func (s *partition) route(ctx context.Context, m *topic.Message) {
 		s.burst.addControl(ev.ID, o)
 		h.m.events.WithLabelValues(src, "control").Inc()
 		m.Done()
-		return
+		return nil
 	}
 	if r := s.pending[ev.Key]; r != nil {
 		s.join(r, ev, m)
 		h.m.events.WithLabelValues(src, "joined").Inc()
-		return
+		return nil
 	}
 	e := s.cache.get(ev.Key)
 	if e == nil && ev.Oversight != nil && ev.Oversight.Ref != nil {
-		e = s.fetchRef(ctx, ev)
+		if e, err = s.fetchRef(ctx, ev); err != nil {
+			return err
+		}
 	}
 	if e != nil {
 		switch {
@@ -192,7 +194,7 @@ func (s *partition) route(ctx context.Context, m *topic.Message) {
 			e.late = append(e.late, ev)
 			e.msgs = append(e.msgs, m)
 		}
-		return
+		return nil
 	}
 	if o := ev.Oversight; o != nil && o.Kind != "approval" {
 		// A review, override or escalation concerns a record that exists; its
@@ -205,13 +207,14 @@ func (s *partition) route(ctx context.Context, m *topic.Message) {
 		// sender's clock, and LiteLLM never re-sends an event hours later.
 		h.m.events.WithLabelValues(src, "late").Inc()
 		s.toDLQ(m, ReasonLate, fmt.Sprintf("no record of request %q in memory (amend window %s) and no usable decision_ref", ev.Key, h.cfg.AmendWindow))
-		return
+		return nil
 	}
 	h.m.events.WithLabelValues(src, "new").Inc()
 	r := &request{key: ev.Key, firstAt: ev.ReceivedAt}
 	s.pending[ev.Key] = r
 	s.join(r, ev, m)
 	heap.Push(&s.queue, r)
+	return nil
 }
 
 // join adds ev to a pending request and recomputes its deadline.
@@ -262,7 +265,9 @@ func (s *partition) flush(ctx context.Context) error {
 		s.emitFirst(r, record.TimedOut, now)
 	}
 	for _, e := range s.amends {
-		s.amend(ctx, e, now)
+		if err := s.amend(ctx, e, now); err != nil {
+			return err
+		}
 	}
 	s.amends = s.amends[:0]
 
@@ -326,18 +331,25 @@ func (s *partition) emitFirst(r *request, completeness string, now record.Time) 
 }
 
 // amend builds the next version of an emitted record from its events and the
-// late ones. A cold entry's events are read back from the raw topics first.
-func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) {
+// late ones. A cold entry's events are read back from the raw topics first;
+// if they are gone the late events go to the DLQ (permanent), if Kafka does
+// not answer the error is returned (retryable: nothing is Done, the partition
+// stops and its events are read again).
+func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) error {
 	h := s.h
 	if e.events == nil {
 		evs, err := s.fetchSources(ctx, e.sources)
-		if err != nil {
+		var unusable *unusableError
+		switch {
+		case errors.As(err, &unusable):
 			h.log.Warn("cannot amend: sources unavailable", "record_id", e.recordID, "err", err)
 			for _, m := range e.msgs {
 				s.toDLQ(m, ReasonSourcesUnavail, err.Error())
 			}
 			e.late, e.msgs = nil, nil
-			return
+			return nil
+		case err != nil:
+			return err // Kafka did not answer: stop; the late events are read again
 		}
 		e.events = evs
 	}
@@ -351,7 +363,7 @@ func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) {
 			s.toDLQ(m, ReasonUnencodable, err.Error())
 		}
 		e.late, e.msgs = nil, nil
-		return
+		return nil
 	}
 	s.done = append(s.done, e.msgs...)
 	e.events = fold.Dedup(all)
@@ -363,6 +375,7 @@ func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) {
 	e.prior = fold.Sample{Sampled: d.Risk.Sampled, Reason: d.Risk.SampleReason, Rate: d.Risk.SampleRate}
 	e.emittedAt, e.late, e.msgs, e.sources = now, nil, nil, nil
 	s.cache.put(e)
+	return nil
 }
 
 // produce queues one Decision for the decisions topic, partition s.id (the
@@ -437,28 +450,31 @@ func (s *partition) fetchSources(ctx context.Context, sources []record.Source) (
 		if err == nil && got == nil && ferr == nil {
 			ferr = fmt.Errorf("%s/%d offset %d not found", src.Topic, src.Partition, src.Offset)
 		}
-		result := "ok"
-		if err = errors.Join(err, ferr); err != nil {
-			result = "error"
+		switch {
+		case err != nil: // Kafka did not answer: retryable
+			h.m.fetches.WithLabelValues("source", "retry").Inc()
+			return nil, fmt.Errorf("read source %s/%d@%d: %w", src.Topic, src.Partition, src.Offset, err)
+		case ferr != nil: // the source is gone or not what the evidence says: permanent
+			h.m.fetches.WithLabelValues("source", "unusable").Inc()
+			return nil, &unusableError{ferr}
 		}
-		h.m.fetches.WithLabelValues("source", result).Inc()
-		if err != nil {
-			return nil, err
-		}
+		h.m.fetches.WithLabelValues("source", "ok").Inc()
 		out = append(out, got)
 	}
 	return out, nil
 }
 
 // fetchRef reads the decision an oversight event's decision_ref names and
-// returns it as a cold cache entry, or nil (the event is then late).
+// returns it as a cold cache entry. It returns nil and no error when the ref
+// leads nowhere usable (the event is then late), and an error only when Kafka
+// did not answer (retryable: the partition stops and the event is read again).
 //
 // The ref is trusted to name the latest version: the dashboards post the ref
 // of the version they show, which is the latest. Should a later version
 // exist, the amendment still carries every event (it is rebuilt from the
 // sources), only its version number may repeat one already used; store keeps
 // one row per (record id, version) and archive keeps both, so nothing is lost.
-func (s *partition) fetchRef(ctx context.Context, ev *event.Event) *emitted {
+func (s *partition) fetchRef(ctx context.Context, ev *event.Event) (*emitted, error) {
 	h := s.h
 	ref := ev.Oversight.Ref
 	var head *decisionHead
@@ -473,22 +489,33 @@ func (s *partition) fetchRef(ctx context.Context, ev *event.Event) *emitted {
 		at = record.TimeOf(r.Timestamp)
 		return topic.ErrStop
 	})
-	if err = errors.Join(err, ferr); err == nil && head == nil {
-		err = fmt.Errorf("decision %d/%d not found", ref.Partition, ref.Offset)
-	}
-	if err == nil && head.Request.RequestKey != ev.Key {
-		err = fmt.Errorf("decision %d/%d is of request %q, not %q", ref.Partition, ref.Offset, head.Request.RequestKey, ev.Key)
-	}
 	if err != nil {
-		h.m.fetches.WithLabelValues("decision_ref", "error").Inc()
-		h.log.Warn("decision_ref unusable", "event_id", ev.ID, "err", err)
-		return nil
+		h.m.fetches.WithLabelValues("decision_ref", "retry").Inc()
+		return nil, fmt.Errorf("read decision_ref %d/%d: %w", ref.Partition, ref.Offset, err)
+	}
+	if ferr == nil && head == nil {
+		ferr = fmt.Errorf("decision %d/%d not found", ref.Partition, ref.Offset)
+	}
+	if ferr == nil && head.Request.RequestKey != ev.Key {
+		ferr = fmt.Errorf("decision %d/%d is of request %q, not %q", ref.Partition, ref.Offset, head.Request.RequestKey, ev.Key)
+	}
+	if ferr != nil {
+		h.m.fetches.WithLabelValues("decision_ref", "unusable").Inc()
+		h.log.Warn("decision_ref unusable", "event_id", ev.ID, "err", ferr)
+		return nil, nil
 	}
 	h.m.fetches.WithLabelValues("decision_ref", "ok").Inc()
 	e := head.entry(at)
 	s.cache.put(e)
-	return e
+	return e, nil
 }
+
+// unusableError marks a permanent failure to read back what an amendment
+// needs: retrying cannot help, so the late event goes to the DLQ.
+type unusableError struct{ err error }
+
+func (e *unusableError) Error() string { return e.err.Error() }
+func (e *unusableError) Unwrap() error { return e.err }
 
 func minNonZero(a, b record.Time) record.Time {
 	switch {

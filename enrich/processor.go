@@ -79,7 +79,8 @@ func newProcessor(cfg Config, topics raw.Topics, prod producer, scan scanner, al
 		log = slog.Default()
 	}
 	return &Processor{
-		cfg: cfg, topics: topics, builder: fold.NewBuilder(cfg.Rules()), prod: prod, scan: scan, alerts: alerts,
+		cfg: cfg, topics: topics, builder: fold.NewBuilder(cfg.Rules()), prod: prod,
+		scan: retryingScanner{inner: scan, log: log}, alerts: alerts,
 		m: newMetrics(set.Registry), log: log, wall: time.Now, parts: map[int32]*partition{},
 	}
 }
@@ -135,7 +136,9 @@ func (h *Processor) Handle(ctx context.Context, msgs []*topic.Message) error {
 	}
 	s := h.part(msgs[0].Partition)
 	for _, m := range msgs {
-		s.route(ctx, m)
+		if err := s.route(ctx, m); err != nil {
+			return err
+		}
 	}
 	return s.flush(ctx)
 }
@@ -187,4 +190,34 @@ func (d *decisionHead) entry(at record.Time) *emitted {
 	}
 	sortUnique(&e.ids)
 	return e
+}
+
+// retryingScanner retries a failed read with exponential backoff until it
+// succeeds or ctx ends: a broker that does not answer for a while delays an
+// amendment or a rebuild, it does not fail the stage.
+type retryingScanner struct {
+	inner scanner
+	log   *slog.Logger
+}
+
+const (
+	scanBackoffMin = 100 * time.Millisecond
+	scanBackoffMax = 5 * time.Second
+)
+
+func (r retryingScanner) Scan(ctx context.Context, t string, p int32, from int64, byTime bool, fn func(*kgo.Record) error) error {
+	wait := scanBackoffMin
+	for {
+		err := r.inner.Scan(ctx, t, p, from, byTime, fn)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		r.log.Warn("kafka read failed; retrying", "topic", t, "partition", p, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("read %s/%d: %w (last error: %w)", t, p, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, scanBackoffMax)
+	}
 }

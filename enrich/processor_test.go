@@ -185,6 +185,7 @@ func TestRestartRebuildsFromDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.putRaw(review)
+	k.scanFail = 2 // the broker does not answer twice: the read is retried
 	b.feed(review)
 	ctrl.feed(review)
 	got, want := k.decisions(t), ctrl.k.decisions(t)
@@ -455,5 +456,25 @@ func TestCacheBound(t *testing.T) {
 	}
 	if c.get("k01999") == nil || c.get("k00000") != nil {
 		t.Fatal("kept the oldest or dropped the newest")
+	}
+}
+
+// TestAmendSourcesGone: a late event for a record known only from the
+// decisions topic, whose source events are gone from the raw topics, goes to
+// the DLQ (permanent) instead of yielding a record that lacks them.
+func TestAmendSourcesGone(t *testing.T) {
+	k := newMemKafka()
+	a := newRig(t, testConfig(), k, nil)
+	a.feed(a.rec(raw.SourceLiteLLM, "litellm/05_guardrail_pre_call_block.json", 2*time.Second)) // never stored in the raw log
+	a.idle(time.Minute)
+	b := newRig(t, testConfig(), k, nil) // knows the record from the decisions topic only
+	review := a.rec(raw.SourceOversight, "events/oversight_review_05.json", 100*time.Millisecond)
+	b.feed(review)
+	dlq := k.records(testTopics.DLQ())
+	if len(dlq) != 1 || raw.Header(dlq[0], raw.HeaderReason) != ReasonSourcesUnavail {
+		t.Fatalf("DLQ: %d records", len(dlq))
+	}
+	if n := len(k.decisions(t)); n != 1 {
+		t.Fatalf("%d decisions, want only the first", n)
 	}
 }
