@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -212,6 +213,15 @@ func TestCrashMidStream(t *testing.T) {
 	if err := second.Wait(); err != nil {
 		dumpLogs()
 		t.Fatalf("second run ended with %v", err)
+	}
+
+	// How long the restarted process took to rebuild its memory.
+	if b, err := os.ReadFile(filepath.Join(logs, "enrich-2.log")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "partition assigned") {
+				t.Logf("restart: %s", line[strings.Index(line, "partition assigned"):])
+			}
+		}
 	}
 
 	// One latest record per request, none missing, each with all its events.
