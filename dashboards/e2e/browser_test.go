@@ -368,15 +368,18 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`.burst-form button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#burst-state`)),
 	)
+	// The click starts a navigation: #burst-state may still be the old page's,
+	// or momentarily absent, so the read is null-safe and retried.
+	const burstState = `(document.querySelector('#burst-state') || {innerText: ''}).innerText`
 	deadline = time.Now().Add(60 * time.Second)
-	for !strings.Contains(eval[string](t, ctx, `document.querySelector('#burst-state').innerText`), why) {
+	for !strings.Contains(eval[string](t, ctx, burstState), why) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the burst switch did not show within 60 s (%s):\n%s", b.mode, bodyText(t, ctx))
 		}
 		time.Sleep(time.Second)
 		step(t, ctx, "reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#burst-state`)))
 	}
-	if got := eval[string](t, ctx, `document.querySelector('#burst-state').innerText`); !strings.Contains(got, "ON") || !strings.Contains(got, "root") {
+	if got := eval[string](t, ctx, burstState); !strings.Contains(got, "ON") || !strings.Contains(got, "root") {
 		t.Errorf("burst state %q, want ON by root", got)
 	}
 	sh.take(ctx, "burst-switched")
