@@ -31,6 +31,10 @@ func Open(cfg ClickHouseConfig) (driver.Conn, error) {
 		ConnMaxLifetime: time.Hour,
 		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		ReadTimeout:     5 * time.Minute,
+		// On a cluster (deploy/clickhouse/cluster.sql) decision_records is a
+		// Distributed table: an INSERT must return only once the shards
+		// hold the block, as on one server. No effect on local tables.
+		Settings: clickhouse.Settings{"insert_distributed_sync": 1},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)

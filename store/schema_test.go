@@ -12,10 +12,14 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
-// golden compares got with testdata/name, or rewrites it under -update.
+// golden compares got with testdata/name (or name itself when it is a path),
+// or rewrites it under -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
+	path := name
+	if !strings.Contains(name, "/") {
+		path = filepath.Join("testdata", name)
+	}
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)

@@ -98,6 +98,10 @@ start_clickhouse() {
   <default_session_timeout>60</default_session_timeout>
   <kafka><auto_offset_reset>smallest</auto_offset_reset></kafka>
   <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+  <!-- A one-node cluster: the Distributed shape of deploy/clickhouse/cluster.sql runs on it (store TestClusterShape). -->
+  <remote_servers>
+    <auditline_local><shard><replica><host>127.0.0.1</host><port>$CH_TCP_PORT</port></replica></shard></auditline_local>
+  </remote_servers>
 </yandex>
 XML
   cat > "$d/users.xml" <<XML
