@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,7 +55,7 @@ func TestAllVerticalSlice(t *testing.T) {
 	key := filepath.Join(dir, "archive.pem")
 	run("", "keys", "generate", "--out", key)
 	hash := strings.TrimSpace(run("admin-pw\n", "passwd"))
-	ingestPort, dashPort := slicePort(t), slicePort(t)
+	ingestPort, dashPort := testenv.FreePort(t), testenv.FreePort(t)
 	const token = "slice-ingest-token"
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600); err != nil {
 		t.Fatal(err)
@@ -239,16 +238,6 @@ dashboard:
 // the servers are (the shared stack's short forms would override it).
 func sliceEnv() []string {
 	return append(os.Environ(), "AUDITLINE_KAFKA=", "AUDITLINE_CLICKHOUSE=", "AUDITLINE_S3=", "AUDITLINE_S3_BUCKET=", "AUDITLINE_CONFIG=")
-}
-
-func slicePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startAll starts `auditline all` and stops it with SIGTERM when the test

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -52,16 +51,6 @@ func binary(t *testing.T) string {
 	return out
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // stack is a set of auditline processes sharing one config.
 type stack struct {
 	t      *testing.T
@@ -81,7 +70,7 @@ func newStack(t *testing.T, name, db string) *stack {
 	ch := testenv.ClickHouse(t)
 	s3 := testenv.S3(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	key := filepath.Join(dir, "archive-key.pem")
 	cfg := fmt.Sprintf(`kafka:
   brokers: [%s]
@@ -349,7 +338,7 @@ func waitRows(t *testing.T, conn driver.Conn, db string, n uint64) {
 // dashboard section for these users, and returns its base URL.
 func (s *stack) dashboard(t *testing.T, us []auth.UserConfig) string {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	var users strings.Builder
 	for _, u := range us {
 		ts, _ := json.Marshal(u.Tenants)

@@ -26,7 +26,8 @@ func repoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,15 +59,15 @@ func StartPrivate(t testing.TB, name string) *Private {
 	p.env = append(os.Environ(), "AUDITLINE_DATA="+data)
 	switch name {
 	case "kafka":
-		port, ctl := freePort(t), freePort(t)
+		port, ctl := FreePort(t), FreePort(t)
 		p.env = append(p.env, fmt.Sprintf("KAFKA_PORT=%d", port), fmt.Sprintf("KAFKA_CONTROLLER_PORT=%d", ctl), "KAFKA_HEAP=384m")
 		p.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	case "clickhouse":
-		port, http := freePort(t), freePort(t)
+		port, http := FreePort(t), FreePort(t)
 		p.env = append(p.env, fmt.Sprintf("CH_TCP_PORT=%d", port), fmt.Sprintf("CH_HTTP_PORT=%d", http))
 		p.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	case "minio":
-		port := freePort(t)
+		port := FreePort(t)
 		p.env = append(p.env, fmt.Sprintf("MINIO_PORT=%d", port))
 		p.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	}
