@@ -42,6 +42,7 @@ Flags:
 	configPath := fs.String("config", os.Getenv("AUDITLINE_CONFIG"), "YAML config file (env AUDITLINE_CONFIG)")
 	dryRun := fs.Bool("dry-run", false, "print the DDL for an empty database and exit; connects to nothing")
 	serverVersion := fs.String("server-version", store.Oldest.String(), "with --dry-run: the ClickHouse version to print DDL for (e.g. 24.8)")
+	cluster := fs.String("cluster", "", "with --dry-run: print the DDL for this ClickHouse cluster (Replicated + Distributed tables, docs/store.md) instead of one server")
 	skipTopics := fs.Bool("skip-topics", false, "do not create the Kafka topics")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
@@ -59,9 +60,21 @@ Flags:
 		if err != nil {
 			return fmt.Errorf("--server-version: %w", err)
 		}
-		fmt.Printf("-- auditline migrate --dry-run: DDL for ClickHouse %s, database %s\n\n", srv, cfg.Store.ClickHouse.Database)
-		fmt.Println(strings.Join(store.Plan(cfg.Store.ClickHouse.Database, srv), ";\n\n") + ";")
+		db := cfg.Store.ClickHouse.Database
+		stmts := store.Plan(db, srv)
+		what := "one server"
+		if *cluster != "" {
+			if stmts, err = store.ClusterPlan(db, *cluster, srv, true); err != nil {
+				return err
+			}
+			what = "cluster " + *cluster + " (apply with clickhouse-client --multiquery; see docs/store.md)"
+		}
+		fmt.Printf("-- auditline migrate --dry-run: DDL for ClickHouse %s, database %s, %s\n\n", srv, db, what)
+		fmt.Println(strings.Join(stmts, ";\n\n") + ";")
 		return nil
+	}
+	if *cluster != "" {
+		return fmt.Errorf("--cluster only prints DDL: add --dry-run and apply its output with clickhouse-client --multiquery on a cluster node")
 	}
 	if err := cfg.validate("store"); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
