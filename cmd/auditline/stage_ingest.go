@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -39,6 +40,7 @@ func runLoadgen(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Batch, "batch", 512, "payloads per body (LiteLLM's DEFAULT_BATCH_SIZE is 512); ignored for --format single")
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "bodies in flight at once")
 	fs.StringVar(&o.Format, "format", loadgen.FormatJSONArray, "wire form: json_array (LiteLLM's default), ndjson or single")
+	acceptedKeys := fs.String("accepted-keys", "", "write the request key (litellm_call_id) of every payload answered 2xx to this file, one per line, each key once")
 	fs.BoolVar(&o.Alerts, "alerts", true, "also send the budget alerts the traffic triggers (POST /v1/litellm/alerts)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: auditline loadgen [flags]
@@ -62,6 +64,28 @@ Flags:
 		o.Payloads = 10_000
 	}
 	o.Generator = loadgen.Config{Seed: *seed, Gateway: *gateway}
+	if *acceptedKeys != "" {
+		f, err := os.Create(*acceptedKeys)
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(f)
+		seen := map[string]bool{}
+		o.Accepted = func(keys []string) {
+			for _, k := range keys {
+				if !seen[k] {
+					seen[k] = true
+					w.WriteString(k + "\n")
+				}
+			}
+		}
+		defer func() {
+			if err := w.Flush(); err != nil {
+				fmt.Fprintf(os.Stderr, "loadgen: --accepted-keys: %v\n", err)
+			}
+			f.Close()
+		}()
+	}
 	fmt.Fprintf(os.Stderr, "loadgen: %s, format %s, batch %d, concurrency %d, rate %s, seed %d\n",
 		o.URL, o.Format, o.Batch, o.Concurrency, rateString(o.Rate), *seed)
 	s, err := loadgen.Run(ctx, o)

@@ -178,10 +178,21 @@ func TestRun(t *testing.T) {
 		mu.Lock()
 		bodies, payloads = 0, 0
 		mu.Unlock()
+		var reported int
+		keys := map[string]bool{}
 		s, err := Run(context.Background(), Options{URL: srv.URL, Token: "tok", Payloads: 1000, Batch: 100, Concurrency: 1,
-			Format: format, Alerts: true, Generator: Config{Seed: 3, Gateway: 0.05}})
+			Format: format, Alerts: true, Generator: Config{Seed: 3, Gateway: 0.05},
+			Accepted: func(ks []string) {
+				reported += len(ks)
+				for _, k := range ks {
+					keys[k] = true
+				}
+			}})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if reported != s.Accepted || len(keys) != s.Records {
+			t.Errorf("%s: Accepted reported %d payloads of %d keys, summary %d payloads of %d records", format, reported, len(keys), s.Accepted, s.Records)
 		}
 		if s.Sent != 1000 || s.Accepted != payloads || s.Refused != s.Sent-s.Accepted || s.Refused == 0 {
 			t.Errorf("%s: %+v (server saw %d accepted)", format, s, payloads)

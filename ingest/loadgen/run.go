@@ -45,6 +45,11 @@ type Options struct {
 	Alerts bool
 	// Client is the HTTP client; nil means one with a 30s timeout.
 	Client *http.Client
+	// Accepted, when set, is called (from one goroutine at a time) with the
+	// request keys (litellm_call_id) of every LiteLLM body answered 2xx, so a
+	// caller can check later that each accepted request was recorded. A key
+	// can be reported more than once (its payloads may span two bodies).
+	Accepted func(keys []string)
 }
 
 // Summary is what a run did.
@@ -216,6 +221,9 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 						sum.Accepted += j.n
 						for _, k := range j.keys {
 							accepted[k] = true
+						}
+						if o.Accepted != nil {
+							o.Accepted(j.keys)
 						}
 					} else {
 						sum.Refused += j.n
