@@ -1,0 +1,675 @@
+//go:build fault
+
+package fault
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/sinks/archive/batch"
+	"github.com/auditline/auditline/sinks/archive/bucket"
+	"github.com/auditline/auditline/sinks/archive/keys"
+	"github.com/auditline/auditline/sinks/archive/layout"
+	"github.com/auditline/auditline/sinks/archive/manifest"
+)
+
+const token = "fault-suite-litellm-token"
+
+func envInt(t *testing.T, name string, def int64) int64 {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return n
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return d
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// say prints a progress line at once (go test -v buffers nothing on stdout
+// for a single package) and keeps it in the test log.
+func say(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf("%s fault: %s", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+	fmt.Println(line)
+}
+
+// proc is one auditline stage run as a child process, supervised like a
+// service manager with Restart=always would: an exit we did not cause is
+// counted, logged and followed by a restart.
+type proc struct {
+	t     *testing.T
+	name  string
+	args  []string
+	env   []string
+	log   *os.File
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
+	ours  bool // the current process is being killed or stopped by us
+	quit  bool // no more restarts
+	kills int
+	exits int // exits we did not cause
+}
+
+func (p *proc) start() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.quit {
+		return
+	}
+	fmt.Fprintf(p.log, "\n=== fault suite: start %s at %s\n", p.name, time.Now().UTC().Format(time.RFC3339Nano))
+	cmd := exec.Command(p.args[0], p.args[1:]...)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		p.t.Errorf("start %s: %v", p.name, err)
+		return
+	}
+	done := make(chan struct{})
+	p.cmd, p.done, p.ours = cmd, done, false
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		unexpected := p.cmd == cmd && !p.ours && !p.quit
+		if unexpected {
+			p.exits++
+		}
+		p.mu.Unlock()
+		close(done)
+		if unexpected {
+			say(p.t, "%s exited on its own (%v); restarting it in 2s", p.name, err)
+			time.Sleep(2 * time.Second)
+			p.start()
+		}
+	}()
+}
+
+// kill SIGKILLs the stage and waits until it is gone.
+func (p *proc) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.ours = true
+	p.kills++
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// stop ends the stage for good: SIGTERM, SIGKILL after a minute.
+func (p *proc) stop() {
+	p.mu.Lock()
+	p.quit, p.ours = true, true
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// TestFaults is the fault suite (see the package doc).
+func TestFaults(t *testing.T) {
+	payloads := envInt(t, "AUDITLINE_FAULT_PAYLOADS", 200_000)
+	seed := envInt(t, "AUDITLINE_FAULT_SEED", time.Now().UnixNano()%1_000_000_000)
+	settle := envDuration(t, "AUDITLINE_FAULT_SETTLE", 20*time.Minute)
+	// The load is paced so that the faults land while it runs: at 1,000
+	// payloads/s (about half of what ingest takes on a 2-core box) 200,000
+	// payloads take 200 s, and the 13 faults are spread over that time.
+	rate := envInt(t, "AUDITLINE_FAULT_RATE", 1000)
+	loadTime := time.Duration(float64(payloads) / float64(max(rate, 1)) * float64(time.Second))
+	meanGap := max(loadTime/14, 4*time.Second)
+	say(t, "seed %d (replay with AUDITLINE_FAULT_SEED=%d), %d payloads at %d/s", seed, seed, payloads, rate)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6661756c74))
+	t0 := time.Now()
+
+	s3 := testenv.S3(t) // credentials and bucket name; the server is private
+	servers := map[string]*testenv.Private{}
+	for _, name := range []string{"kafka", "clickhouse", "minio"} {
+		servers[name] = testenv.StartPrivate(t, name)
+		say(t, "private %s on %s", name, servers[name].Addr)
+	}
+	paused := map[string]bool{}
+	t.Cleanup(func() { // never leave a frozen server behind
+		for name, p := range servers {
+			if paused[name] {
+				p.Signal(t, "CONT")
+			}
+		}
+	})
+
+	dir := t.TempDir()
+	logDir := os.Getenv("AUDITLINE_FAULT_LOGS")
+	if logDir == "" {
+		logDir = filepath.Join(dir, "logs")
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "auditline")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/auditline")
+	build.Dir = repoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	name := testenv.Name(t)
+	port := testenv.FreePort(t)
+	keyFile := filepath.Join(dir, "archive-key.pem")
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  partitions: 4
+topic_prefix: %s.
+log:
+  level: info
+ops:
+  listen: ""
+ingest:
+  listen: 127.0.0.1:%d
+  auth:
+    tokens:
+      - {name: fault-litellm, env: FAULT_LITELLM_TOKEN, scopes: [litellm, alerts, audit, gateway]}
+store:
+  clickhouse:
+    addr: [%s]
+    database: %s
+  group: %s-store
+archive:
+  s3: {endpoint: %q, secure: false, access_key: %q, secret_key: %q, bucket: %q}
+  group: %s-archive
+  prefix: fault/%s/
+  signing_key_file: %s
+  retention: {mode: COMPLIANCE, period: 1h}
+  batch: {max_age: 5s}
+  checkpoint: {interval: 20s}
+`, servers["kafka"].Addr, name, port, servers["clickhouse"].Addr, name, name,
+		servers["minio"].Addr, s3.AccessKey, s3.SecretKey, s3.Bucket, name, name, keyFile)
+	cfgPath := filepath.Join(dir, "auditline.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "FAULT_LITELLM_TOKEN="+token,
+		// The shared stack's short forms would override this config's addresses.
+		"AUDITLINE_KAFKA=", "AUDITLINE_CLICKHOUSE=", "AUDITLINE_S3=", "AUDITLINE_S3_BUCKET=", "AUDITLINE_CONFIG=")
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("keys", "generate", "--out", keyFile); err != nil {
+		t.Fatalf("keys generate: %v\n%s", err, out)
+	}
+	if out, err := run("migrate", "--config", cfgPath); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+
+	stages := map[string]*proc{}
+	order := []string{"ingest", "enrich", "store", "archive"}
+	for _, st := range order {
+		f, err := os.Create(filepath.Join(logDir, st+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &proc{t: t, name: st, args: []string{bin, st, "--config", cfgPath}, env: env, log: f}
+		stages[st] = p
+		p.start()
+	}
+	t.Cleanup(func() {
+		for _, st := range order {
+			stages[st].stop()
+			stages[st].log.Close()
+		}
+		if t.Failed() {
+			for _, st := range order {
+				b, _ := os.ReadFile(filepath.Join(logDir, st+".log"))
+				if len(b) > 6000 {
+					b = b[len(b)-6000:]
+				}
+				t.Logf("auditline %s log (tail):\n%s", st, b)
+			}
+		}
+	})
+	ingestURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, ingestURL, 2*time.Minute)
+	say(t, "stages up; ingest at %s; logs in %s", ingestURL, logDir)
+
+	// Load: one loadgen process at full speed, never retrying a refusal.
+	keysFile := filepath.Join(dir, "accepted-keys.txt")
+	lgOut := &bytes.Buffer{}
+	lg := exec.Command(bin, "loadgen", "--url", ingestURL, "--token", token,
+		"--payloads", strconv.FormatInt(payloads, 10), "--seed", strconv.FormatInt(seed, 10),
+		"--rate", strconv.FormatInt(rate, 10), "--accepted-keys", keysFile)
+	lg.Env = env
+	lg.Stdout, lg.Stderr = lgOut, lgOut
+	if err := lg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lgDone := make(chan error, 1)
+	go func() { lgDone <- lg.Wait() }()
+	t.Cleanup(func() {
+		if lg.ProcessState == nil {
+			_ = lg.Process.Kill()
+		}
+	})
+
+	// Faults: every stage killed twice, each server restarted once,
+	// ClickHouse and MinIO frozen once each, in a seeded order at seeded
+	// times. The ingest kills come first so that they hit the load.
+	type fault struct {
+		name string
+		do   func()
+	}
+	killStage := func(st string) fault {
+		return fault{"SIGKILL " + st, func() {
+			stages[st].kill()
+			time.Sleep(time.Duration(rng.IntN(3000)) * time.Millisecond)
+			stages[st].start()
+		}}
+	}
+	restart := func(srv string) fault {
+		return fault{"restart " + srv, func() {
+			servers[srv].Stop(t)
+			time.Sleep(time.Duration(1000+rng.IntN(4000)) * time.Millisecond)
+			servers[srv].Start(t)
+		}}
+	}
+	pause := func(srv string) fault {
+		return fault{"SIGSTOP/SIGCONT " + srv, func() {
+			d := time.Duration(5+rng.IntN(16)) * time.Second
+			servers[srv].Signal(t, "STOP")
+			paused[srv] = true
+			time.Sleep(d)
+			servers[srv].Signal(t, "CONT")
+			paused[srv] = false
+		}}
+	}
+	first := []fault{killStage("ingest"), killStage("enrich"), killStage("store"), killStage("archive"), restart("kafka")}
+	rest := []fault{killStage("ingest"), killStage("enrich"), killStage("store"), killStage("archive"),
+		restart("clickhouse"), restart("minio"), pause("clickhouse"), pause("minio")}
+	rng.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
+	rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	var lgErr error
+	lgFinished := false
+	for i, f := range append(first, rest...) {
+		gap := meanGap/2 + time.Duration(rng.Int64N(int64(meanGap)))
+		select {
+		case lgErr = <-lgDone:
+			lgFinished = true
+			say(t, "loadgen finished after %s", time.Since(t0).Round(time.Second))
+			time.Sleep(gap)
+		case <-time.After(gap):
+		}
+		say(t, "fault %d: %s (loadgen running: %v)", i+1, f.name, !lgFinished)
+		f.do()
+	}
+	if !lgFinished {
+		select {
+		case lgErr = <-lgDone:
+		case <-time.After(30 * time.Minute):
+			t.Fatalf("loadgen did not finish within 30 min:\n%s", lgOut)
+		}
+		say(t, "loadgen finished after %s", time.Since(t0).Round(time.Second))
+	}
+	lgText := lgOut.String()
+	if lgErr != nil {
+		t.Fatalf("loadgen: %v\n%s", lgErr, lgText)
+	}
+	sent, accepted, refused := parseLoadgen(t, lgText)
+	say(t, "loadgen: %s", strings.ReplaceAll(strings.TrimSpace(lgText), "\n", "; "))
+	want := readKeys(t, keysFile)
+	say(t, "%d request keys accepted; waiting up to %s for ClickHouse and the archive", len(want), settle)
+
+	// Wait until ClickHouse and the archive hold every accepted request at
+	// the same latest version.
+	ctx := context.Background()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{servers["clickhouse"].Addr}, Auth: clickhouse.Auth{Database: name, Username: "default"},
+		DialTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b, err := bucket.New(bucket.Config{Endpoint: servers["minio"].Addr, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Bucket: s3.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := keys.Load(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := &archiveReader{b: b, lay: layout.New("fault/" + name + "/"), ring: keys.NewRing(priv.Public().(ed25519.PublicKey)),
+		seen: map[string]bool{}, leaves: map[idVersion]int{}}
+	var ch map[string]chRecord
+	deadline := time.Now().Add(settle)
+	for {
+		ch, err = readClickHouse(ctx, conn, name)
+		if err == nil {
+			err = arch.update(ctx)
+		}
+		pending := 0
+		if err == nil {
+			latest := arch.latest()
+			for id := range want {
+				c, ok := ch[id]
+				if !ok || latest[id] != c.latest {
+					pending++
+				}
+			}
+			if pending == 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("after %s: %d accepted requests not yet in both ClickHouse and the archive at one latest version (last error: %v)", settle, pending, err)
+			break
+		}
+		say(t, "settling: %d of %d accepted requests pending (ClickHouse %d records, archive %d leaves; err %v)", pending, len(want), len(ch), len(arch.leaves), err)
+		time.Sleep(10 * time.Second)
+	}
+	// Stop every stage cleanly, then read the final state once more.
+	for _, st := range order {
+		stages[st].stop()
+	}
+	if ch, err = readClickHouse(ctx, conn, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := arch.update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	latest := arch.latest()
+
+	var recorded, archived, chDup, arDup, missingCH, missingAR, disagree, extra int
+	for id := range want {
+		c, ok := ch[id]
+		if !ok {
+			missingCH++
+		} else {
+			recorded++
+			chDup += c.rowsAtLatest - 1
+		}
+		v, ok := latest[id]
+		if !ok {
+			missingAR++
+		} else {
+			archived++
+			arDup += arch.leaves[idVersion{id, v}] - 1
+		}
+		if ok && c.latest != v {
+			disagree++
+		}
+	}
+	for id := range ch {
+		if !want[id] {
+			extra++
+		}
+	}
+	verifyOut, verifyErr := run("verify", "--config", cfgPath, "--key", keyFile+".pub", "--retention-mode", "COMPLIANCE")
+	var kills, exits []string
+	for _, st := range order {
+		kills = append(kills, fmt.Sprintf("%s %d", st, stages[st].kills))
+		exits = append(exits, fmt.Sprintf("%s %d", st, stages[st].exits))
+	}
+	for _, st := range order {
+		if data, _ := os.ReadFile(filepath.Join(logDir, st+".log")); bytes.Contains(data, []byte("panic:")) {
+			t.Errorf("auditline %s panicked (see %s)", st, filepath.Join(logDir, st+".log"))
+		}
+	}
+
+	summary := fmt.Sprintf(`fault suite result (seed %d, %s):
+  sent              %d payloads
+  accepted          %d payloads (%d request keys)
+  refused           %d payloads
+  recorded          %d of %d accepted requests have a latest record in ClickHouse
+  archived          %d of %d accepted requests have a latest leaf in the archive
+  duplicates visible %d in ClickHouse (rows at a record's latest version beyond one, FINAL), %d in the archive (leaves at a record's latest version beyond one)
+  missing           %d in ClickHouse, %d in the archive
+  disagreeing       %d (ClickHouse and archive latest versions differ)
+  extra records     %d (from refused bodies whose events reached Kafka before the refusal, or gateway-only requests)
+  SIGKILLs          %s; exits on their own: %s
+  verify            %v
+%s`, seed, time.Since(t0).Round(time.Second), sent, accepted, len(want), refused, recorded, len(want), archived, len(want),
+		chDup, arDup, missingCH, missingAR, disagree, extra, strings.Join(kills, ", "), strings.Join(exits, ", "),
+		errString(verifyErr), indent(lastLines(verifyOut, 12)))
+	fmt.Println(summary)
+	if out := os.Getenv("AUDITLINE_FAULT_SUMMARY"); out != "" {
+		_ = os.WriteFile(out, []byte(summary+"\n"), 0o644)
+	}
+	if missingCH+missingAR+chDup+arDup+disagree > 0 {
+		t.Errorf("lost or duplicated records: missing %d/%d, duplicates %d/%d, disagreeing %d", missingCH, missingAR, chDup, arDup, disagree)
+	}
+	if verifyErr != nil {
+		t.Errorf("auditline verify: %v\n%s", verifyErr, verifyOut)
+	}
+	if accepted == 0 || len(want) == 0 {
+		t.Errorf("nothing was accepted")
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	return "FAILED: " + err.Error()
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+func waitReady(t *testing.T, base string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest not ready at %s within %s: %v", base, within, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+var loadgenLine = regexp.MustCompile(`payloads: sent (\d+), accepted (\d+), refused (\d+)`)
+
+func parseLoadgen(t *testing.T, out string) (sent, accepted, refused int) {
+	t.Helper()
+	m := loadgenLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no summary in loadgen output:\n%s", out)
+	}
+	sent, _ = strconv.Atoi(m[1])
+	accepted, _ = strconv.Atoi(m[2])
+	refused, _ = strconv.Atoi(m[3])
+	return
+}
+
+// readKeys returns the record ids of the accepted request keys.
+func readKeys(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k := strings.TrimSpace(sc.Text()); k != "" {
+			out[record.ID(k)] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+type chRecord struct {
+	latest       uint32
+	rowsAtLatest int
+}
+
+// readClickHouse returns each record's latest version and how many rows
+// decision_records FINAL (what the views read) shows at that version.
+func readClickHouse(ctx context.Context, conn clickhouse.Conn, db string) (map[string]chRecord, error) {
+	rows, err := conn.Query(ctx, "SELECT record_id, version, count() FROM `"+db+"`.decision_records FINAL GROUP BY record_id, version")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]chRecord{}
+	for rows.Next() {
+		var id string
+		var v uint32
+		var n uint64
+		if err := rows.Scan(&id, &v, &n); err != nil {
+			return nil, err
+		}
+		c, ok := out[id]
+		if !ok || v > c.latest {
+			out[id] = chRecord{latest: v, rowsAtLatest: int(n)}
+		}
+	}
+	return out, rows.Err()
+}
+
+type idVersion struct {
+	id string
+	v  uint32
+}
+
+// archiveReader reads the archive the way an auditor would: the signed
+// manifests of each partition's chain, then the batch each names.
+type archiveReader struct {
+	b      *bucket.Bucket
+	lay    layout.Layout
+	ring   *keys.Ring
+	seen   map[string]bool   // manifest keys read
+	leaves map[idVersion]int // leaves per record version
+}
+
+func (a *archiveReader) update(ctx context.Context) error {
+	var mkeys []string
+	err := a.b.List(ctx, a.lay.ManifestsPrefix(), "", func(in bucket.Info) error {
+		if strings.HasSuffix(in.Key, ".manifest") && !a.seen[in.Key] {
+			mkeys = append(mkeys, in.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(mkeys)
+	for _, k := range mkeys {
+		data, _, err := a.b.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		m, _, err := manifest.Open(data, a.ring)
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", k, err)
+		}
+		obj, _, err := a.b.Get(ctx, m.ObjectKey)
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", m.ObjectKey, err)
+		}
+		f, err := batch.Open(bytes.NewReader(obj))
+		if err != nil {
+			return fmt.Errorf("batch %s: %w", m.ObjectKey, err)
+		}
+		ids, err := f.Strings(ctx, "record_id")
+		if err != nil {
+			f.Close()
+			return err
+		}
+		vers, err := f.Uint32s(ctx, "version")
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if int64(len(ids)) != m.Count {
+			return fmt.Errorf("batch %s: %d rows, manifest says %d", m.ObjectKey, len(ids), m.Count)
+		}
+		for i, id := range ids {
+			a.leaves[idVersion{id, vers[i]}]++
+		}
+		a.seen[k] = true
+	}
+	return nil
+}
+
+func (a *archiveReader) latest() map[string]uint32 {
+	out := map[string]uint32{}
+	for iv := range a.leaves {
+		if iv.v > out[iv.id] {
+			out[iv.id] = iv.v
+		}
+	}
+	return out
+}
