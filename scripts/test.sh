@@ -25,6 +25,9 @@ status=${PIPESTATUS[0]}
 if grep -E -- '--- SKIP' .data/log/go-test.log; then echo "tests were skipped (see above)"; exit 1; fi
 [ "$status" = 0 ] || exit "$status"
 
+echo "== fault suite (tests/fault; AUDITLINE_FAULT_PAYLOADS, default 200000)"
+scripts/fault.sh
+
 echo "== fuzz (short)"
 scripts/fuzz.sh "${FUZZTIME:-10s}"
 echo "all tests passed"
