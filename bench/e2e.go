@@ -1,0 +1,618 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/ingest/loadgen"
+	"github.com/auditline/auditline/sinks/archive/bucket"
+	"github.com/auditline/auditline/sinks/archive/layout"
+	"github.com/auditline/auditline/sinks/archive/manifest"
+)
+
+const benchToken = "bench-litellm-token"
+
+// proc is one running auditline stage process.
+type proc struct {
+	stage string
+	cmd   *exec.Cmd
+	done  chan error
+	logf  *os.File
+	hwmKB int64
+}
+
+// pipeline is a set of auditline processes sharing one generated config with
+// a unique topic prefix, database, consumer groups and archive prefix.
+type pipeline struct {
+	o          options
+	dir        string
+	name       string
+	db         string
+	partitions int
+	config     string
+	url        string
+	env        []string
+	procs      []*proc
+	bk         *bucket.Bucket
+	lay        layout.Layout
+	ch         driver.Conn
+}
+
+func s3Config() bucket.Config {
+	u, err := url.Parse(os.Getenv("AUDITLINE_S3"))
+	if err != nil || u.User == nil {
+		panic(fmt.Sprintf("AUDITLINE_S3 must look like http://ACCESS:SECRET@host:port: %v", err))
+	}
+	secret, _ := u.User.Password()
+	return bucket.Config{Endpoint: u.Host, Secure: u.Scheme == "https", Region: "us-east-1", AccessKey: u.User.Username(),
+		SecretKey: secret, Bucket: os.Getenv("AUDITLINE_S3_BUCKET")}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newPipeline(o options, tmp, name string, partitions int) (*pipeline, error) {
+	dir := filepath.Join(tmp, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	s3 := s3Config()
+	port := freePort()
+	key := filepath.Join(dir, "archive-key.pem")
+	kafka := strings.Split(os.Getenv("AUDITLINE_KAFKA"), ",")
+	chAddr := os.Getenv("AUDITLINE_CLICKHOUSE")
+	prefix := "bench/" + name + "/"
+	cfg := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  partitions: %d
+topic_prefix: %s.
+log:
+  level: warn
+ops:
+  listen: ""
+ingest:
+  listen: 127.0.0.1:%d
+  auth:
+    tokens:
+      - {name: bench, env: BENCH_LITELLM_TOKEN, scopes: [litellm, alerts, audit, gateway]}
+enrich:
+  group: %s-enrich
+  tick_interval: 200ms
+store:
+  clickhouse:
+    addr: [%s]
+    database: %s
+  group: %s-store
+  linger: 200ms
+archive:
+  s3: {endpoint: %q, secure: %v, access_key: %q, secret_key: %q, bucket: %q}
+  group: %s-archive
+  prefix: %s
+  signing_key_file: %s
+  retention: {mode: GOVERNANCE, period: 1m}
+  batch: {max_age: 2s}
+  checkpoint: {interval: 10s}
+`, strings.Join(kafka, ", "), partitions, name, port, name, chAddr, name, name,
+		s3.Endpoint, s3.Secure, s3.AccessKey, s3.SecretKey, s3.Bucket, name, prefix, key)
+	p := &pipeline{o: o, dir: dir, name: name, db: name, partitions: partitions, config: filepath.Join(dir, "auditline.yaml"),
+		url: fmt.Sprintf("http://127.0.0.1:%d", port), lay: layout.New(prefix)}
+	if err := os.WriteFile(p.config, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	p.env = append(os.Environ(), "BENCH_LITELLM_TOKEN="+benchToken,
+		// The shared-stack short forms would override this config's addresses.
+		"AUDITLINE_KAFKA=", "AUDITLINE_CLICKHOUSE=", "AUDITLINE_S3=", "AUDITLINE_CONFIG=")
+	if err := p.exec("keys", "generate", "--out", key); err != nil {
+		return nil, err
+	}
+	if err := p.exec("migrate", "--config", p.config); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.bk, err = bucket.New(s3); err != nil {
+		return nil, err
+	}
+	if p.ch, err = clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *pipeline) exec(args ...string) error {
+	cmd := exec.Command(p.o.bin, args...)
+	cmd.Env = p.env
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("auditline %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return nil
+}
+
+// start starts one process of stage; instance numbers the log file.
+func (p *pipeline) start(stage string, instance int) error {
+	logf, err := os.Create(filepath.Join(p.dir, fmt.Sprintf("%s-%d.log", stage, instance)))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.o.bin, stage, "--config", p.config)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pr := &proc{stage: stage, cmd: cmd, done: make(chan error, 1), logf: logf}
+	go func() { pr.done <- cmd.Wait() }()
+	p.procs = append(p.procs, pr)
+	return nil
+}
+
+// alive reports the first process that has exited, with its log's tail.
+func (p *pipeline) alive() error {
+	for _, pr := range p.procs {
+		select {
+		case err := <-pr.done:
+			pr.done <- err
+			b, _ := os.ReadFile(pr.logf.Name())
+			if len(b) > 2000 {
+				b = b[len(b)-2000:]
+			}
+			return fmt.Errorf("auditline %s exited: %v\n%s", pr.stage, err, b)
+		default:
+		}
+	}
+	return nil
+}
+
+func (p *pipeline) waitReady() error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := p.alive(); err != nil {
+			return err
+		}
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				time.Sleep(2 * time.Second) // let the consumers join their groups
+				return p.alive()
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("ingest not ready after 60s")
+}
+
+var hwmRE = regexp.MustCompile(`(?m)^VmHWM:\s*(\d+) kB`)
+
+// readHWM records each live process's peak resident set (VmHWM).
+func (p *pipeline) readHWM() {
+	for _, pr := range p.procs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pr.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		if s := hwmRE.FindSubmatch(b); s != nil {
+			pr.hwmKB, _ = strconv.ParseInt(string(s[1]), 10, 64)
+		}
+	}
+}
+
+// stop stops every process (SIGTERM, then SIGKILL) and drops what the run
+// made, except the archive's objects (Object Lock keeps them a minute).
+func (p *pipeline) stop() {
+	for _, pr := range p.procs {
+		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, pr := range p.procs {
+		select {
+		case <-pr.done:
+		case <-time.After(30 * time.Second):
+			_ = pr.cmd.Process.Kill()
+			<-pr.done
+		}
+		pr.logf.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p.ch != nil {
+		_ = p.ch.Exec(ctx, "DROP DATABASE IF EXISTS `"+p.db+"`")
+		p.ch.Close()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("AUDITLINE_KAFKA"), ",")...))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tds, err := adm.ListTopics(ctx)
+	if err != nil {
+		return
+	}
+	var del []string
+	for t := range tds {
+		if strings.HasPrefix(t, p.name+".") {
+			del = append(del, t)
+		}
+	}
+	if len(del) > 0 {
+		_, _ = adm.DeleteTopics(ctx, del...)
+	}
+}
+
+// rss returns the largest peak RSS (MB) of each stage's processes.
+func (p *pipeline) rss() map[string]float64 {
+	out := map[string]float64{}
+	for _, pr := range p.procs {
+		out[pr.stage] = max(out[pr.stage], float64(pr.hwmKB)/1024)
+	}
+	return out
+}
+
+// load sends loadgen traffic to the pipeline's ingest.
+func (p *pipeline) load(ctx context.Context, rate float64, d time.Duration, seed int64, accepted func([]string)) (loadgen.Summary, error) {
+	return loadgen.Run(ctx, loadgen.Options{URL: p.url, Token: benchToken, Rate: rate, Duration: d, Batch: 512, Concurrency: 4,
+		Alerts: true, Generator: loadgen.Config{Seed: seed}, Accepted: accepted})
+}
+
+// ingestLatency is ingest alone (one process, default 4 partitions) driven by
+// loadgen: its maximum rate, then response times at 50 % and 90 % of it.
+type ingestLatency struct {
+	Max      loadgen.Summary
+	At       []loadgen.Summary // at 50 %, 90 %
+	Targets  []float64
+	RSSMB    float64
+	Err      string
+	Duration time.Duration
+}
+
+func runIngestLatency(ctx context.Context, o options, tmp string) (res ingestLatency) {
+	res.Duration = o.duration
+	name := "benchingest" + strconv.FormatInt(time.Now().Unix()%1e6, 10)
+	logf("ingest latency: %s", name)
+	p, err := newPipeline(o, tmp, name, 4)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	defer p.stop()
+	if err := p.start("ingest", 0); err != nil {
+		res.Err = err.Error()
+		return
+	}
+	if err := p.waitReady(); err != nil {
+		res.Err = err.Error()
+		return
+	}
+	if _, err := p.load(ctx, 0, 2*time.Second, 100, nil); err != nil { // warm up
+		res.Err = err.Error()
+		return
+	}
+	if res.Max, err = p.load(ctx, 0, o.duration, 1, nil); err != nil {
+		res.Err = err.Error()
+		return
+	}
+	logf("ingest max: %.0f payloads/s, p50 %s p99 %s", res.Max.PayloadsPerSec(), res.Max.P50, res.Max.P99)
+	for i, f := range []float64{0.5, 0.9} {
+		rate := f * res.Max.PayloadsPerSec()
+		s, err := p.load(ctx, rate, o.duration, int64(2+i), nil)
+		if err != nil {
+			res.Err = err.Error()
+			return
+		}
+		logf("ingest at %.0f%% (%.0f/s): %.0f payloads/s, p50 %s p99 %s", 100*f, rate, s.PayloadsPerSec(), s.P50, s.P99)
+		res.At = append(res.At, s)
+		res.Targets = append(res.Targets, rate)
+	}
+	p.readHWM()
+	res.RSSMB = p.rss()["ingest"]
+	return res
+}
+
+// e2eRun is the whole pipeline with n partitions and n processes of each
+// consumer stage.
+type e2eRun struct {
+	Partitions int
+	// Throughput phase: loadgen as fast as ingest answers.
+	Fill        loadgen.Summary
+	Drain       time.Duration // from the first send until every record is queryable
+	Sustained   float64       // payloads/s: accepted / Drain
+	Complete    bool
+	QueryableAt uint64 // records queryable when the phase ended
+	// Latency phase: a fixed rate.
+	Rate      float64
+	Paced     loadgen.Summary
+	Queryable []time.Duration // sampled webhook → queryable latencies
+	Missing   int             // sampled records never seen in ClickHouse
+	Sealed    []time.Duration // the same samples: webhook → sealed (manifest signed)
+	Unsealed  int
+	RSS       map[string]float64
+	Err       string
+}
+
+const targetRate = 10000
+
+func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
+	res.Partitions = n
+	name := fmt.Sprintf("benchp%d%d", n, time.Now().Unix()%1e6)
+	logf("end to end, %d partition(s): %s", n, name)
+	p, err := newPipeline(o, tmp, name, n)
+	if err != nil {
+		res.Err = err.Error()
+		return
+	}
+	defer p.stop()
+	fail := func(err error) e2eRun {
+		res.Err = err.Error()
+		logf("end to end %d: %v", n, err)
+		return res
+	}
+	if err := p.start("ingest", 0); err != nil {
+		return fail(err)
+	}
+	if err := p.waitReady(); err != nil { // ingest creates the topics
+		return fail(err)
+	}
+	for i := range n {
+		for _, st := range []string{"enrich", "store", "archive"} {
+			if err := p.start(st, i); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := p.waitReady(); err != nil {
+		return fail(err)
+	}
+	time.Sleep(3 * time.Second) // group joins and partition assignment
+
+	// Throughput: send as fast as ingest answers, then time until every
+	// record is queryable.
+	start := time.Now()
+	res.Fill, err = p.load(ctx, 0, o.duration, 1, nil)
+	if err != nil {
+		return fail(err)
+	}
+	want := uint64(res.Fill.Records)
+	var last uint64
+	moved := time.Now()
+	for {
+		var got uint64
+		if err := p.ch.QueryRow(ctx, "SELECT uniqExact(request_key) FROM `"+p.db+"`.decision_records").Scan(&got); err != nil {
+			return fail(err)
+		}
+		if got >= want {
+			res.Complete = true
+			res.QueryableAt = got
+			break
+		}
+		if got != last {
+			last, moved = got, time.Now()
+		}
+		if time.Since(moved) > 30*time.Second {
+			res.QueryableAt = got
+			break
+		}
+		if err := p.alive(); err != nil {
+			return fail(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res.Drain = time.Since(start)
+	if !res.Complete {
+		res.Drain -= 30 * time.Second
+	}
+	res.Sustained = float64(res.Fill.Accepted) / res.Drain.Seconds()
+	logf("  throughput: ingest answered %.0f payloads/s; %d/%d records queryable after %s: %.0f payloads/s end to end",
+		res.Fill.PayloadsPerSec(), res.QueryableAt, want, res.Drain.Round(time.Millisecond), res.Sustained)
+	time.Sleep(3 * time.Second) // let the archive seal the tail
+
+	// Latency at a fixed rate: the target, or 80 % of what the pipeline
+	// sustained when that is less.
+	res.Rate = min(targetRate, 0.8*res.Sustained)
+	tr := newTracker(p, 50)
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	go func() { tr.poll(pollCtx); close(pollDone) }()
+	res.Paced, err = p.load(ctx, res.Rate, o.duration, 2, tr.accepted)
+	if err != nil {
+		stopPoll()
+		return fail(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for tr.pendingN() > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopPoll()
+	<-pollDone
+	res.Queryable, res.Missing = tr.latencies()
+	logf("  at %.0f/s: accepted %.0f payloads/s, %d samples, queryable p50 %s p99 %s, %d missing",
+		res.Rate, res.Paced.PayloadsPerSec(), len(res.Queryable), pct(res.Queryable, 0.5), pct(res.Queryable, 0.99), res.Missing)
+	res.Sealed, res.Unsealed = tr.sealed(ctx, 60*time.Second)
+	logf("  sealed p50 %s p99 %s, %d unsealed", pct(res.Sealed, 0.5), pct(res.Sealed, 0.99), res.Unsealed)
+	p.readHWM()
+	res.RSS = p.rss()
+	logf("  peak RSS MB: %v", res.RSS)
+	if err := p.alive(); err != nil {
+		return fail(err)
+	}
+	return res
+}
+
+// tracker samples accepted request keys (1 in mod, by hash) and polls
+// ClickHouse for them: queryable latency = first poll that sees the record −
+// evidence.first_received_at (when ingest read the body).
+type tracker struct {
+	p       *pipeline
+	mod     uint32
+	mu      sync.Mutex
+	pending map[string]bool
+	found   map[string]sample
+}
+
+type sample struct {
+	recvMS int64
+	seen   time.Time
+	part   int32
+	off    int64
+}
+
+func newTracker(p *pipeline, mod uint32) *tracker {
+	return &tracker{p: p, mod: mod, pending: map[string]bool{}, found: map[string]sample{}}
+}
+
+func (t *tracker) accepted(keys []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		h := fnv.New32a()
+		h.Write([]byte(k))
+		if h.Sum32()%t.mod != 0 {
+			continue
+		}
+		if _, ok := t.found[k]; !ok {
+			t.pending[k] = true
+		}
+	}
+}
+
+func (t *tracker) pendingN() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+func (t *tracker) poll(ctx context.Context) {
+	for ctx.Err() == nil {
+		t.mu.Lock()
+		var keys []string
+		for k := range t.pending {
+			keys = append(keys, "'"+strings.ReplaceAll(k, "'", "")+"'")
+			if len(keys) == 2000 {
+				break
+			}
+		}
+		t.mu.Unlock()
+		if len(keys) > 0 {
+			q := "SELECT request_key, min(first_received_at_ms), min(kafka_partition), min(kafka_offset) FROM `" + t.p.db +
+				"`.decision_records WHERE request_key IN (" + strings.Join(keys, ",") + ") GROUP BY request_key"
+			rows, err := t.p.ch.Query(ctx, q)
+			now := time.Now()
+			if err == nil {
+				for rows.Next() {
+					var k string
+					var s sample
+					if rows.Scan(&k, &s.recvMS, &s.part, &s.off) == nil {
+						s.seen = now
+						t.mu.Lock()
+						delete(t.pending, k)
+						t.found[k] = s
+						t.mu.Unlock()
+					}
+				}
+				rows.Close()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (t *tracker) latencies() ([]time.Duration, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []time.Duration
+	for _, s := range t.found {
+		out = append(out, s.seen.Sub(time.UnixMilli(s.recvMS)))
+	}
+	slices.Sort(out)
+	return out, len(t.pending)
+}
+
+// sealed waits until the archive's manifests cover every found sample and
+// returns sealed_at − first received for each.
+func (t *tracker) sealed(ctx context.Context, wait time.Duration) ([]time.Duration, int) {
+	type rng struct {
+		from, to int64
+		at       int64
+	}
+	seen := map[string]bool{}
+	byPart := map[int32][]rng{}
+	deadline := time.Now().Add(wait)
+	topic := t.p.name + ".decisions"
+	for {
+		_ = t.p.bk.List(ctx, t.p.lay.ManifestsPrefix(), "", func(i bucket.Info) error {
+			if seen[i.Key] {
+				return nil
+			}
+			b, _, err := t.p.bk.Get(ctx, i.Key)
+			if err != nil {
+				return nil
+			}
+			text, _, ok := strings.Cut(string(b), "\n\n") // the note's text; the signatures follow
+			if !ok {
+				return nil
+			}
+			var m manifest.Manifest
+			if json.Unmarshal([]byte(text), &m) != nil || m.Type != manifest.ManifestType || m.Topic != topic {
+				return nil
+			}
+			seen[i.Key] = true
+			byPart[m.Partition] = append(byPart[m.Partition], rng{m.From, m.To, int64(m.SealedAt)})
+			return nil
+		})
+		var out []time.Duration
+		missing := 0
+		for _, s := range t.found {
+			ok := false
+			for _, r := range byPart[s.part] {
+				if s.off >= r.from && s.off < r.to {
+					out = append(out, time.Duration(r.at-s.recvMS)*time.Millisecond)
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			slices.Sort(out)
+			return out, missing
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// pct is the q-quantile of sorted durations (0 when empty).
+func pct(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(q*float64(len(d))))]
+}

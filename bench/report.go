@@ -1,0 +1,450 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type report struct {
+	opts      options
+	start     time.Time
+	end       time.Time
+	machine   machine
+	loadEnd   string
+	stages    []stageRun
+	ingestLat ingestLatency
+	e2e       []e2eRun
+}
+
+func (r *report) stage(name string) (stageRun, bool) {
+	for _, s := range r.stages {
+		if s.Stage == name {
+			return s, s.Err == ""
+		}
+	}
+	return stageRun{}, false
+}
+
+func num(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return commas(int64(v + 0.5))
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
+}
+
+func pctOf(v float64) string { return strconv.FormatFloat(100*v, 'f', 0, 64) + " %" }
+
+func metOr(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+// target is one row of the targets table.
+type target struct {
+	what, figure string
+	met          bool
+	known        bool
+	limit        string
+}
+
+func (r *report) write(w io.Writer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	m := r.machine
+	p("# Benchmarks")
+	p("")
+	mode := "full run"
+	if r.opts.quick {
+		mode = "**quick mode (`--quick`): a smoke test of the harness with tiny N — do not quote these figures**"
+	}
+	p("Written by `scripts/bench.sh` (`go run ./bench`) on %s in %s; %s. Every figure below comes from that one run, each beside its ceiling measured in the same run. Reproduce: `deploy/local/start.sh all && scripts/bench.sh`.",
+		r.start.UTC().Format("2006-01-02 15:04 MST"), r.end.Sub(r.start).Round(time.Second), mode)
+	p("")
+	busy := loadBusy(m.LoadStart) || loadBusy(r.loadEnd)
+	if busy {
+		p("> **The machine was busy during this run**: it is shared with other work (load average %s at the start, %s at the end, on %d cores), so every figure is depressed and noisy; the ratios to ceilings measured in the same run are the steadier numbers.", m.LoadStart, r.loadEnd, m.CPUs)
+		p("")
+	}
+	p("## Machine")
+	p("")
+	p("| | |")
+	p("|---|---|")
+	p("| CPU | %d × %s |", m.CPUs, m.Model)
+	p("| RAM | %.1f GB |", m.MemGB)
+	p("| Kernel | Linux %s |", m.Kernel)
+	p("| Go | %s |", m.Go)
+	p("| Kafka | %s (KRaft, one broker, deploy/local) |", m.Kafka)
+	p("| ClickHouse | %s (one server, native protocol) |", m.ClickHouse)
+	p("| MinIO | %s (Object Lock bucket) |", m.MinIO)
+	p("| Load average (1/5/15 min) | %s at the start, %s at the end |", m.LoadStart, r.loadEnd)
+	p("")
+	p("All servers, every auditline process and the load generator share these cores.")
+	p("")
+
+	targets := r.targets()
+	p("## Targets (issue 9)")
+	p("")
+	p("| Target | This run | | What limits it |")
+	p("|---|---|---|---|")
+	for _, t := range targets {
+		res := "not measured"
+		if t.known {
+			res = metOr(t.met)
+		}
+		p("| %s | %s | %s | %s |", t.what, t.figure, res, t.limit)
+	}
+	p("")
+
+	r.writeStages(p)
+	r.writeE2E(p)
+
+	if b, err := os.ReadFile("bench/PROFILE.md"); err == nil {
+		p("## Profiling the hottest stage")
+		p("")
+		p("Recorded by hand when the change was made (bench/PROFILE.md), not by this run; the stage figures above are this run's, after the change.")
+		p("")
+		w.Write(b)
+		p("")
+	}
+
+	p("## How each figure is made")
+	p("")
+	p("- **Stages** run the existing Go benchmarks on the real local servers: `go test -run '^$' -bench … -benchtime …` (see the table below), parsed from their `ReportMetric` output by bench/parse.go.")
+	p("- **Ingest latency**: one `auditline ingest` process (4 partitions); `loadgen` (512-payload json_array bodies, 4 in flight, alerts on, in the harness process) first as fast as ingest answers for %s — the maximum — then paced at 50 %% and 90 %% of that maximum for %s each. Response time per body, 2xx after acks=all.", r.opts.duration, r.opts.duration)
+	p("- **End to end**: `auditline ingest` plus N processes each of `enrich`, `store` and `archive` in their consumer groups, N = partitions of every topic, with a generated config (own topic prefix, database, groups, archive prefix). Settings that differ from the defaults: `store.linger: 200ms`, `enrich.tick_interval: 200ms`, `archive.batch.max_age: 2s`, GOVERNANCE retention of 1 minute; `enrich.success_delay` keeps its default 1 s (enrich waits that long after a success for late events before it emits), which every webhook-to-queryable latency includes.")
+	p("  - *sustained*: loadgen sends as fast as ingest answers for %s; the figure is accepted payloads ÷ the time from the first send until every expected decision record (distinct request keys) is queryable in ClickHouse.", r.opts.duration)
+	p("  - *latency*: then loadgen is paced at the target rate (%s payloads/s) or at 80 %% of the sustained figure when that is lower, for %s. One accepted request key in 50 (by hash) is sampled; the harness polls ClickHouse every 100 ms for them; webhook → queryable = the poll that first returns the record − `first_received_at` (when ingest read the body). Webhook → sealed = the `sealed_at` of the signed manifest whose offset range holds the record − `first_received_at`.", commas(targetRate), r.opts.duration)
+	p("  - *RSS*: VmHWM (peak resident set) of each process from /proc at the end of the run; the table gives the largest process of each stage.")
+	p("- Not included: the dashboards (dashboards/cmd/dashbench measures page loads separately: `go run ./dashboards/cmd/dashbench`).")
+	p("")
+	p("Benchmark invocations of this run:")
+	p("")
+	for _, s := range r.stages {
+		env := ""
+		if len(s.Env) > 0 {
+			env = strings.Join(s.Env, " ") + " "
+		}
+		status := "ok"
+		if s.Err != "" {
+			status = "FAILED"
+		}
+		p("- `%sgo test -run '^$' -bench '%s' -benchtime %s %s` (%s, %s)", env, s.Bench, s.Time, s.Pkg, s.Took.Round(time.Second), status)
+	}
+	p("")
+	for _, s := range r.stages {
+		if s.Err != "" {
+			p("### %s benchmark failed", s.Stage)
+			p("")
+			p("```")
+			p("%s", strings.TrimSpace(s.Err))
+			p("```")
+			p("")
+		}
+	}
+}
+
+func loadBusy(s string) bool {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return false
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	return err == nil && v >= 0.5
+}
+
+func (r *report) writeStages(p func(string, ...any)) {
+	p("## Stages beside their ceilings")
+	p("")
+	p("| Stage | Figure | Ceiling (same run) | Ratio |")
+	p("|---|---|---|---|")
+	if s, ok := r.stage("ingest"); ok {
+		in, _ := Find(s.Results, "BenchmarkIngest")
+		mt := in.Metrics
+		p("| ingest → Kafka (acks=all, 512-payload bodies, 4 in flight) | %s payloads/s, %s MB/s | raw franz-go produce of the same bytes: %s payloads/s, %s MB/s | %s |",
+			num(mt["payloads/s"]), num(mt["MB/s"]), num(mt["raw_payloads/s"]), num(mt["raw_MB/s"]), pctOf(mt["x_raw"]))
+		p("| ingest response time per body, saturated | p50 %s ms, p99 %s ms | – | – |", num(mt["p50_ms"]), num(mt["p99_ms"]))
+	}
+	if s, ok := r.stage("enrich"); ok {
+		e, _ := Find(s.Results, "BenchmarkEnrich")
+		mt := e.Metrics
+		p("| enrich, one core | %s records/s (%s events/s) | decode of the same payloads into map[string]any: encoding/json %s events/s; go-json-experiment %s events/s | %s; %s |",
+			num(mt["records/s"]), num(mt["events/s"]), num(mt["baseline-decode-events/s"]), num(mt["baseline-decode-v2-events/s"]),
+			pctOf(mt["ratio-vs-decode"]), pctOf(mt["ratio-vs-decode-v2"]))
+		p("| enrich allocations | %s allocs, %s KB per record | – | – |", num(mt["allocs/record"]), num(mt["B/record"]/1024))
+	}
+	if s, ok := r.stage("store"); ok {
+		st, _ := Find(s.Results, "BenchmarkStoreVsKafkaEngine")
+		mt := st.Metrics
+		n := ""
+		for _, e := range s.Env {
+			n = strings.TrimPrefix(e, "AUDITLINE_BENCH_DECISIONS=")
+		}
+		p("| store (Kafka → ClickHouse, %s decisions, 2 partitions) | %s rows/s | clickhouse-go batch INSERT of the decoded rows: %s rows/s | %s |",
+			n, num(mt["store_rows/s"]), num(mt["ceiling_rows/s"]), pctOf(mt["store/ceiling"]))
+		p("| store vs the peer | %s rows/s | ClickHouse Kafka engine + MV on the same topic (scalars only): %s rows/s | %s |",
+			num(mt["store_rows/s"]), num(mt["kafka_engine_rows/s"]), pctOf(mt["store/kafka_engine"]))
+	}
+	if s, ok := r.stage("archive"); ok {
+		seal, _ := s.get("BenchmarkArchive/seal", "records/s")
+		sha, _ := s.get("BenchmarkArchive/baseline-sha256", "records/s")
+		pq, _ := s.get("BenchmarkArchive/baseline-parquet", "records/s")
+		ver, _ := s.get("BenchmarkArchive/verify", "leaves/s")
+		ceil := combined(sha, pq)
+		p("| archive seal (decode, JCS, leaves, Merkle, Parquet, MinIO upload, signed manifest) | %s records/s | raw Parquet (zstd) write + SHA-256 of the same values: %s records/s (Parquet alone %s, SHA-256 alone %s) | %s |",
+			num(seal), num(ceil), num(pq), num(sha), pctOf(safeDiv(seal, ceil)))
+		p("| archive verify (download, SHA-256, Parquet read, every leaf, roots, chains, retention) | %s leaves/s | the same ceiling: %s records/s | %s |",
+			num(ver), num(ceil), pctOf(safeDiv(ver, ceil)))
+	}
+	p("")
+	il := r.ingestLat
+	if il.Err != "" {
+		p("Ingest latency run failed: `%s`", oneLine(il.Err))
+		p("")
+	} else if il.Max.Accepted > 0 {
+		p("### Ingest response time at 50 %% and 90 %% of its maximum rate")
+		p("")
+		p("One `auditline ingest` process, loadgen in the harness process (it shares the cores).")
+		p("")
+		p("| Load | Offered payloads/s | Accepted payloads/s | p50 per body | p99 per body | Refused |")
+		p("|---|---|---|---|---|---|")
+		p("| maximum (as fast as it answers) | – | %s | %s | %s | %d |", num(il.Max.PayloadsPerSec()), ms(il.Max.P50), ms(il.Max.P99), il.Max.Refused)
+		for i, s := range il.At {
+			p("| %s of maximum | %s | %s | %s | %s | %d |", []string{"50 %", "90 %"}[i], num(il.Targets[i]), num(s.PayloadsPerSec()), ms(s.P50), ms(s.P99), s.Refused)
+		}
+		p("")
+		p("Peak RSS of the ingest process: %.0f MB.", il.RSSMB)
+		p("")
+	}
+}
+
+func (r *report) writeE2E(p func(string, ...any)) {
+	if len(r.e2e) == 0 {
+		return
+	}
+	p("## End to end, and scaling with partitions")
+	p("")
+	p("Every stage a separate `auditline` process on this machine with Kafka, ClickHouse and MinIO; N partitions per topic and N processes each of enrich, store and archive.")
+	p("")
+	ingMax := r.ingestLat.Max.PayloadsPerSec()
+	p("| Partitions / consumers | Sustained payloads/s (all queryable) | vs ingest alone (%s/s) | Ingest answered during the fill | Latency run: offered → accepted payloads/s | Webhook → queryable p50 / p99 (samples) | Webhook → sealed p50 / p99 | Peak RSS MB: ingest / enrich / store / archive |", num(ingMax))
+	p("|---|---|---|---|---|---|---|---|")
+	for _, e := range r.e2e {
+		if e.Err != "" && e.Fill.Accepted == 0 {
+			p("| %d | failed: %s | | | | | | |", e.Partitions, oneLine(e.Err))
+			continue
+		}
+		sus := num(e.Sustained)
+		if !e.Complete {
+			sus += fmt.Sprintf(" (incomplete: %d of %d records)", e.QueryableAt, e.Fill.Records)
+		}
+		q := fmt.Sprintf("%s / %s (%d", ms(pct(e.Queryable, 0.5)), ms(pct(e.Queryable, 0.99)), len(e.Queryable))
+		if e.Missing > 0 {
+			q += fmt.Sprintf(", %d never seen", e.Missing)
+		}
+		q += ")"
+		s := fmt.Sprintf("%s / %s", ms(pct(e.Sealed, 0.5)), ms(pct(e.Sealed, 0.99)))
+		if e.Unsealed > 0 {
+			s += fmt.Sprintf(" (%d not sealed in time)", e.Unsealed)
+		}
+		rss := fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", e.RSS["ingest"], e.RSS["enrich"], e.RSS["store"], e.RSS["archive"])
+		p("| %d | %s | %s | %s | %s → %s | %s | %s | %s |", e.Partitions, sus, pctOf(safeDiv(e.Sustained, ingMax)), num(e.Fill.PayloadsPerSec()),
+			num(e.Rate), num(e.Paced.PayloadsPerSec()), q, s, rss)
+		if e.Err != "" {
+			p("| | error: %s | | | | | | |", oneLine(e.Err))
+		}
+	}
+	p("")
+	if len(r.e2e) > 0 && r.e2e[0].Fill.Records > 0 {
+		e := r.e2e[0]
+		p("Traffic: loadgen's default mix (seeded), %.2f LiteLLM payloads per decision record; %d payloads sent in the fill of the first run.",
+			float64(e.Fill.Accepted)/float64(e.Fill.Records), e.Fill.Accepted)
+		p("")
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(strings.TrimSpace(s), "\n", " ")
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func combined(a, b float64) float64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	return 1 / (1/a + 1/b)
+}
+
+func safeDiv(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// targets evaluates the issue's targets against this run.
+func (r *report) targets() []target {
+	var ts []target
+	// End to end.
+	best := -1
+	for i, e := range r.e2e {
+		if e.Fill.Accepted > 0 && (best < 0 || e.Sustained > r.e2e[best].Sustained) {
+			best = i
+		}
+	}
+	perRec := 1.0
+	if best >= 0 && r.e2e[best].Fill.Records > 0 {
+		perRec = float64(r.e2e[best].Fill.Accepted) / float64(r.e2e[best].Fill.Records)
+	}
+	limits := r.bottleneck(perRec)
+	if best >= 0 {
+		e := r.e2e[best]
+		met := e.Sustained >= targetRate && e.Complete
+		lim := ""
+		if !met {
+			lim = limits
+		}
+		ts = append(ts, target{what: "end to end ≥ 10,000 payloads/s sustained", figure: fmt.Sprintf("%s payloads/s (best: %d partitions)", num(e.Sustained), e.Partitions), met: met, known: true, limit: lim})
+		p99 := pct(e.Queryable, 0.99)
+		okLat := len(e.Queryable) > 0 && p99 <= 2*time.Second && e.Missing == 0
+		lim = ""
+		if !okLat {
+			lim = "enrich holds a completed request for `success_delay` (1 s) before it emits, then store lingers ≤ 200 ms and ClickHouse inserts; what is left of 2 s goes to queueing on the 2 shared cores"
+		}
+		if e.Rate < targetRate {
+			lim = strings.TrimPrefix(lim+fmt.Sprintf("; measured at %s payloads/s (80 %% of sustained), not at 10,000", num(e.Rate)), "; ")
+		}
+		ts = append(ts, target{what: "p99 webhook → queryable ≤ 2 s (at that load)", figure: fmt.Sprintf("p99 %s at %s payloads/s", ms(p99), num(e.Paced.PayloadsPerSec())), met: okLat && e.Rate >= targetRate, known: len(e.Queryable) > 0, limit: lim})
+	} else {
+		ts = append(ts, target{what: "end to end ≥ 10,000 payloads/s with p99 webhook → queryable ≤ 2 s", figure: "no end-to-end run"})
+	}
+	// Stages at ≥ 50 % of their ceilings.
+	type sr struct {
+		name  string
+		ratio float64
+		ok    bool
+		limit string
+	}
+	var stages []sr
+	if s, ok := r.stage("ingest"); ok {
+		v, got := s.get("BenchmarkIngest", "x_raw")
+		stages = append(stages, sr{"ingest vs raw produce", v, got, "HTTP read + split of each 512-payload body and per-record headers, on the same 2 cores as the broker"})
+	}
+	if s, ok := r.stage("enrich"); ok {
+		v, got := s.get("BenchmarkEnrich", "ratio-vs-decode")
+		stages = append(stages, sr{"enrich vs decode", v, got, "enrich decodes every payload and builds, canonicalises and encodes a record per request; see the profile"})
+	}
+	if s, ok := r.stage("store"); ok {
+		v, got := s.get("BenchmarkStoreVsKafkaEngine", "store/ceiling")
+		stages = append(stages, sr{"store vs clickhouse-go insert", v, got, "JSON decode of each record from Kafka and the progress/versions materialized views the ceiling does not feed"})
+	}
+	if s, ok := r.stage("archive"); ok {
+		seal, _ := s.get("BenchmarkArchive/seal", "records/s")
+		sha, _ := s.get("BenchmarkArchive/baseline-sha256", "records/s")
+		pq, _ := s.get("BenchmarkArchive/baseline-parquet", "records/s")
+		c := combined(sha, pq)
+		stages = append(stages, sr{"archive seal vs Parquet + SHA-256", safeDiv(seal, c), c > 0, "per record: decode, RFC 8785 canonical JSON, every column of the schema (the ceiling writes one binary column), upload"})
+	}
+	for _, s := range stages {
+		lim := ""
+		if s.ratio < 0.5 {
+			lim = s.limit
+		}
+		ts = append(ts, target{what: "stage ≥ 50 % of its ceiling: " + s.name, figure: pctOf(s.ratio), met: s.ratio >= 0.5, known: s.ok, limit: lim})
+	}
+	// RSS.
+	rss := map[string]float64{}
+	for _, e := range r.e2e {
+		for k, v := range e.RSS {
+			rss[k] = max(rss[k], v)
+		}
+	}
+	rss["ingest"] = max(rss["ingest"], r.ingestLat.RSSMB)
+	var names []string
+	for k := range rss {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if rss[k] == 0 {
+			continue
+		}
+		ts = append(ts, target{what: "RSS ≤ 256 MB: " + k, figure: fmt.Sprintf("%.0f MB peak", rss[k]), met: rss[k] <= 256, known: true,
+			limit: map[bool]string{true: "", false: "see the stage's buffers (kafka.max_buffer_bytes, enrich.cache_bytes, archive batch)"}[rss[k] <= 256]})
+	}
+	return ts
+}
+
+// bottleneck explains the end-to-end ceiling from the stage figures: each
+// stage alone, in payloads/s, and the bound their summed per-payload cost puts
+// on 2 shared cores.
+func (r *report) bottleneck(payloadsPerRecord float64) string {
+	type st struct {
+		name string
+		pps  float64 // payloads/s of that stage measured alone
+	}
+	var sts []st
+	if s, ok := r.stage("ingest"); ok {
+		v, _ := s.get("BenchmarkIngest", "payloads/s")
+		sts = append(sts, st{"ingest", v})
+	}
+	if s, ok := r.stage("enrich"); ok {
+		v, _ := s.get("BenchmarkEnrich", "events/s")
+		sts = append(sts, st{"enrich (1 core)", v})
+	}
+	if s, ok := r.stage("store"); ok {
+		v, _ := s.get("BenchmarkStoreVsKafkaEngine", "store_rows/s")
+		sts = append(sts, st{"store", v * payloadsPerRecord})
+	}
+	if s, ok := r.stage("archive"); ok {
+		v, _ := s.get("BenchmarkArchive/seal", "records/s")
+		sts = append(sts, st{"archive", v * payloadsPerRecord})
+	}
+	if len(sts) == 0 {
+		return "the stage benchmarks did not run"
+	}
+	var parts []string
+	cost := 0.0
+	for _, s := range sts {
+		if s.pps > 0 {
+			cost += 1 / s.pps
+		}
+		parts = append(parts, fmt.Sprintf("%s %s", s.name, num(s.pps)))
+	}
+	return fmt.Sprintf("CPU: all stages, the three servers and loadgen share 2 cores. Each stage alone, in payloads/s: %s; one after another on the same cores they bound the pipeline near %s payloads/s before the servers' own work",
+		strings.Join(parts, ", "), num(1/cost))
+}
