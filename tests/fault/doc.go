@@ -21,6 +21,13 @@
 // version, and `auditline verify` must pass. It prints sent, accepted,
 // refused, recorded, archived, duplicates visible and missing.
 //
+// Then the sealed archive of the run is attacked (WORM): deleting a batch, a
+// manifest and a checkpoint version (with and without governance bypass),
+// overwriting them and shortening their retention must all be refused by
+// MinIO, verify must still pass, and a forged newer version of a batch (a
+// plain PUT, which a versioned bucket allows) must make verify fail naming
+// the object.
+//
 // The suite is behind a build tag rather than t.Skip so that plain
 // `go test ./...` stays fast and scripts/test.sh's "no SKIP line" rule holds;
 // scripts/test.sh calls scripts/fault.sh after the go test step.

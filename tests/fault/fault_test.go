@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -14,24 +15,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/enrich/record"
-	"github.com/auditline/auditline/sinks/archive/batch"
 	"github.com/auditline/auditline/sinks/archive/bucket"
 	"github.com/auditline/auditline/sinks/archive/keys"
 	"github.com/auditline/auditline/sinks/archive/layout"
-	"github.com/auditline/auditline/sinks/archive/manifest"
+	"github.com/auditline/auditline/tests/internal/pipeline"
 )
 
 const token = "fault-suite-litellm-token"
@@ -62,102 +59,6 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// say prints a progress line at once (go test -v buffers nothing on stdout
-// for a single package) and keeps it in the test log.
-func say(t *testing.T, format string, args ...any) {
-	t.Helper()
-	line := fmt.Sprintf("%s fault: %s", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
-	fmt.Println(line)
-}
-
-// proc is one auditline stage run as a child process, supervised like a
-// service manager with Restart=always would: an exit we did not cause is
-// counted, logged and followed by a restart.
-type proc struct {
-	t     *testing.T
-	name  string
-	args  []string
-	env   []string
-	log   *os.File
-	mu    sync.Mutex
-	cmd   *exec.Cmd
-	done  chan struct{}
-	ours  bool // the current process is being killed or stopped by us
-	quit  bool // no more restarts
-	kills int
-	exits int // exits we did not cause
-}
-
-func (p *proc) start() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.quit {
-		return
-	}
-	fmt.Fprintf(p.log, "\n=== fault suite: start %s at %s\n", p.name, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.args[0], p.args[1:]...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		p.t.Errorf("start %s: %v", p.name, err)
-		return
-	}
-	done := make(chan struct{})
-	p.cmd, p.done, p.ours = cmd, done, false
-	go func() {
-		err := cmd.Wait()
-		p.mu.Lock()
-		unexpected := p.cmd == cmd && !p.ours && !p.quit
-		if unexpected {
-			p.exits++
-		}
-		p.mu.Unlock()
-		close(done)
-		if unexpected {
-			say(p.t, "%s exited on its own (%v); restarting it in 2s", p.name, err)
-			time.Sleep(2 * time.Second)
-			p.start()
-		}
-	}()
-}
-
-// kill SIGKILLs the stage and waits until it is gone.
-func (p *proc) kill() {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.ours = true
-	p.kills++
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
-}
-
-// stop ends the stage for good: SIGTERM, SIGKILL after a minute.
-func (p *proc) stop() {
-	p.mu.Lock()
-	p.quit, p.ours = true, true
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
 // TestFaults is the fault suite (see the package doc).
 func TestFaults(t *testing.T) {
 	payloads := envInt(t, "AUDITLINE_FAULT_PAYLOADS", 200_000)
@@ -169,7 +70,7 @@ func TestFaults(t *testing.T) {
 	rate := envInt(t, "AUDITLINE_FAULT_RATE", 1000)
 	loadTime := time.Duration(float64(payloads) / float64(max(rate, 1)) * float64(time.Second))
 	meanGap := max(loadTime/14, 4*time.Second)
-	say(t, "seed %d (replay with AUDITLINE_FAULT_SEED=%d), %d payloads at %d/s", seed, seed, payloads, rate)
+	pipeline.Say("fault: seed %d (replay with AUDITLINE_FAULT_SEED=%d), %d payloads at %d/s", seed, seed, payloads, rate)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6661756c74))
 	t0 := time.Now()
 
@@ -177,7 +78,7 @@ func TestFaults(t *testing.T) {
 	servers := map[string]*testenv.Private{}
 	for _, name := range []string{"kafka", "clickhouse", "minio"} {
 		servers[name] = testenv.StartPrivate(t, name)
-		say(t, "private %s on %s", name, servers[name].Addr)
+		pipeline.Say("fault: private %s on %s", name, servers[name].Addr)
 	}
 	paused := map[string]bool{}
 	t.Cleanup(func() { // never leave a frozen server behind
@@ -196,12 +97,7 @@ func TestFaults(t *testing.T) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "auditline")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/auditline")
-	build.Dir = repoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := pipeline.Build(t, dir)
 	name := testenv.Name(t)
 	port := testenv.FreePort(t)
 	keyFile := filepath.Join(dir, "archive-key.pem")
@@ -253,21 +149,21 @@ archive:
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 
-	stages := map[string]*proc{}
+	stages := map[string]*pipeline.Proc{}
 	order := []string{"ingest", "enrich", "store", "archive"}
 	for _, st := range order {
 		f, err := os.Create(filepath.Join(logDir, st+".log"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &proc{t: t, name: st, args: []string{bin, st, "--config", cfgPath}, env: env, log: f}
+		p := &pipeline.Proc{T: t, Name: st, Args: []string{bin, st, "--config", cfgPath}, Env: env, Log: f}
 		stages[st] = p
-		p.start()
+		p.Start()
 	}
 	t.Cleanup(func() {
 		for _, st := range order {
-			stages[st].stop()
-			stages[st].log.Close()
+			stages[st].Stop()
+			stages[st].Log.Close()
 		}
 		if t.Failed() {
 			for _, st := range order {
@@ -281,7 +177,7 @@ archive:
 	})
 	ingestURL := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitReady(t, ingestURL, 2*time.Minute)
-	say(t, "stages up; ingest at %s; logs in %s", ingestURL, logDir)
+	pipeline.Say("fault: stages up; ingest at %s; logs in %s", ingestURL, logDir)
 
 	// Load: one loadgen process at full speed, never retrying a refusal.
 	keysFile := filepath.Join(dir, "accepted-keys.txt")
@@ -311,9 +207,9 @@ archive:
 	}
 	killStage := func(st string) fault {
 		return fault{"SIGKILL " + st, func() {
-			stages[st].kill()
+			stages[st].Kill()
 			time.Sleep(time.Duration(rng.IntN(3000)) * time.Millisecond)
-			stages[st].start()
+			stages[st].Start()
 		}}
 	}
 	restart := func(srv string) fault {
@@ -345,11 +241,11 @@ archive:
 		select {
 		case lgErr = <-lgDone:
 			lgFinished = true
-			say(t, "loadgen finished after %s", time.Since(t0).Round(time.Second))
+			pipeline.Say("fault: loadgen finished after %s", time.Since(t0).Round(time.Second))
 			time.Sleep(gap)
 		case <-time.After(gap):
 		}
-		say(t, "fault %d: %s (loadgen running: %v)", i+1, f.name, !lgFinished)
+		pipeline.Say("fault: fault %d: %s (loadgen running: %v)", i+1, f.name, !lgFinished)
 		f.do()
 	}
 	if !lgFinished {
@@ -358,16 +254,16 @@ archive:
 		case <-time.After(30 * time.Minute):
 			t.Fatalf("loadgen did not finish within 30 min:\n%s", lgOut)
 		}
-		say(t, "loadgen finished after %s", time.Since(t0).Round(time.Second))
+		pipeline.Say("fault: loadgen finished after %s", time.Since(t0).Round(time.Second))
 	}
 	lgText := lgOut.String()
 	if lgErr != nil {
 		t.Fatalf("loadgen: %v\n%s", lgErr, lgText)
 	}
 	sent, accepted, refused := parseLoadgen(t, lgText)
-	say(t, "loadgen: %s", strings.ReplaceAll(strings.TrimSpace(lgText), "\n", "; "))
+	pipeline.Say("fault: loadgen: %s", strings.ReplaceAll(strings.TrimSpace(lgText), "\n", "; "))
 	want := readKeys(t, keysFile)
-	say(t, "%d request keys accepted; waiting up to %s for ClickHouse and the archive", len(want), settle)
+	pipeline.Say("fault: %d request keys accepted; waiting up to %s for ClickHouse and the archive", len(want), settle)
 
 	// Wait until ClickHouse and the archive hold every accepted request at
 	// the same latest version.
@@ -386,21 +282,20 @@ archive:
 	if err != nil {
 		t.Fatal(err)
 	}
-	arch := &archiveReader{b: b, lay: layout.New("fault/" + name + "/"), ring: keys.NewRing(priv.Public().(ed25519.PublicKey)),
-		seen: map[string]bool{}, leaves: map[idVersion]int{}}
-	var ch map[string]chRecord
+	arch := pipeline.NewArchive(b, "fault/"+name+"/", keys.NewRing(priv.Public().(ed25519.PublicKey)))
+	var ch map[string]pipeline.CHRecord
 	deadline := time.Now().Add(settle)
 	for {
-		ch, err = readClickHouse(ctx, conn, name)
+		ch, err = pipeline.ReadClickHouse(ctx, conn, name)
 		if err == nil {
-			err = arch.update(ctx)
+			err = arch.Update(ctx)
 		}
 		pending := 0
 		if err == nil {
-			latest := arch.latest()
+			latest := arch.Latest()
 			for id := range want {
 				c, ok := ch[id]
-				if !ok || latest[id] != c.latest {
+				if !ok || latest[id] != c.Latest {
 					pending++
 				}
 			}
@@ -412,20 +307,20 @@ archive:
 			t.Errorf("after %s: %d accepted requests not yet in both ClickHouse and the archive at one latest version (last error: %v)", settle, pending, err)
 			break
 		}
-		say(t, "settling: %d of %d accepted requests pending (ClickHouse %d records, archive %d leaves; err %v)", pending, len(want), len(ch), len(arch.leaves), err)
+		pipeline.Say("fault: settling: %d of %d accepted requests pending (ClickHouse %d records, archive %d leaves; err %v)", pending, len(want), len(ch), len(arch.Leaves), err)
 		time.Sleep(10 * time.Second)
 	}
 	// Stop every stage cleanly, then read the final state once more.
 	for _, st := range order {
-		stages[st].stop()
+		stages[st].Stop()
 	}
-	if ch, err = readClickHouse(ctx, conn, name); err != nil {
+	if ch, err = pipeline.ReadClickHouse(ctx, conn, name); err != nil {
 		t.Fatal(err)
 	}
-	if err := arch.update(ctx); err != nil {
+	if err := arch.Update(ctx); err != nil {
 		t.Fatal(err)
 	}
-	latest := arch.latest()
+	latest := arch.Latest()
 
 	var recorded, archived, chDup, arDup, missingCH, missingAR, disagree, extra int
 	for id := range want {
@@ -434,16 +329,16 @@ archive:
 			missingCH++
 		} else {
 			recorded++
-			chDup += c.rowsAtLatest - 1
+			chDup += c.RowsAtLatest - 1
 		}
 		v, ok := latest[id]
 		if !ok {
 			missingAR++
 		} else {
 			archived++
-			arDup += arch.leaves[idVersion{id, v}] - 1
+			arDup += arch.Leaves[pipeline.IDVersion{ID: id, V: v}] - 1
 		}
-		if ok && c.latest != v {
+		if ok && c.Latest != v {
 			disagree++
 		}
 	}
@@ -455,8 +350,9 @@ archive:
 	verifyOut, verifyErr := run("verify", "--config", cfgPath, "--key", keyFile+".pub", "--retention-mode", "COMPLIANCE")
 	var kills, exits []string
 	for _, st := range order {
-		kills = append(kills, fmt.Sprintf("%s %d", st, stages[st].kills))
-		exits = append(exits, fmt.Sprintf("%s %d", st, stages[st].exits))
+		k, e := stages[st].Counts()
+		kills = append(kills, fmt.Sprintf("%s %d", st, k))
+		exits = append(exits, fmt.Sprintf("%s %d", st, e))
 	}
 	for _, st := range order {
 		if data, _ := os.ReadFile(filepath.Join(logDir, st+".log")); bytes.Contains(data, []byte("panic:")) {
@@ -491,6 +387,91 @@ archive:
 	}
 	if accepted == 0 || len(want) == 0 {
 		t.Errorf("nothing was accepted")
+	}
+	if verifyErr == nil {
+		worm(t, b, arch.Lay, func() (string, error) {
+			return run("verify", "--config", cfgPath, "--key", keyFile+".pub", "--retention-mode", "COMPLIANCE")
+		})
+	}
+}
+
+// worm attacks the sealed archive of the full run: deleting a batch, a
+// manifest and a checkpoint version (even with governance bypass),
+// overwriting them, and shortening their retention must all be refused by
+// the server, and verify must still pass; then a forged newer version of a
+// batch (a plain PUT on the versioned bucket, which Object Lock allows) must
+// make verify fail and name the object.
+func worm(t *testing.T, b *bucket.Bucket, lay layout.Layout, verifyRun func() (string, error)) {
+	ctx := context.Background()
+	first := func(prefix, suffix string) string {
+		var key string
+		_ = b.List(ctx, prefix, "", func(in bucket.Info) error {
+			if key == "" && strings.HasSuffix(in.Key, suffix) {
+				key = in.Key
+			}
+			return nil
+		})
+		if key == "" {
+			t.Fatalf("no object under %s", prefix)
+		}
+		return key
+	}
+	targets := []string{first(lay.BatchesPrefix(), ".parquet"), first(lay.ManifestsPrefix(), ".manifest"), first(lay.CheckpointsPrefix(), ".checkpoint")}
+	cl := b.Client()
+	refused := 0
+	for _, key := range targets {
+		in, err := b.Stat(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.LockMode != bucket.Compliance || !in.RetainUntil.After(time.Now()) {
+			t.Errorf("%s: lock %s until %s, want COMPLIANCE in the future", key, in.LockMode, in.RetainUntil)
+		}
+		for _, bypass := range []bool{false, true} {
+			if err := cl.RemoveObject(ctx, b.Name(), key, minio.RemoveObjectOptions{VersionID: in.VersionID, GovernanceBypass: bypass}); err == nil {
+				t.Errorf("delete of sealed %s (bypass %v) was not refused", key, bypass)
+			} else {
+				refused++
+			}
+		}
+		if err := b.Put(ctx, key, []byte("forged"), "", bucket.Lock{Mode: bucket.Compliance, Until: time.Now().Add(time.Hour)}); !errors.Is(err, bucket.ErrExists) {
+			t.Errorf("overwrite of sealed %s = %v, want refused", key, err)
+		} else {
+			refused++
+		}
+		short, mode := time.Now().Add(time.Minute), minio.Compliance
+		if err := cl.PutObjectRetention(ctx, b.Name(), key, minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &short, VersionID: in.VersionID, GovernanceBypass: true}); err == nil {
+			t.Errorf("shortening the retention of sealed %s was not refused", key)
+		} else {
+			refused++
+		}
+	}
+	out, err := verifyRun()
+	if err != nil {
+		t.Errorf("verify after the refused attacks: %v\n%s", err, out)
+	}
+	// Tamper: a newer version with one byte flipped hides the sealed one
+	// from a plain GET; verify must notice.
+	data, _, err := b.Get(ctx, targets[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	if _, err := cl.PutObject(ctx, b.Name(), targets[0], bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("plain PUT of a new version: %v", err)
+	}
+	out, err = verifyRun()
+	detected := err != nil && strings.Contains(out, targets[0])
+	if !detected {
+		t.Errorf("verify did not name the tampered %s: %v\n%s", targets[0], err, out)
+	}
+	pipeline.Say("fault: WORM on the full run: %d of %d delete/overwrite/shorten attempts on a sealed batch, manifest and checkpoint refused by MinIO; verify still OK; a forged newer version of %s detected by verify: %v",
+		refused, 4*len(targets), targets[0], detected)
+	if f := os.Getenv("AUDITLINE_FAULT_SUMMARY"); f != "" {
+		if fh, err := os.OpenFile(f, os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintf(fh, "  WORM              %d of %d delete/overwrite/retention-shortening attempts refused; tamper (forged newer version of a batch) detected by verify: %v\n", refused, 4*len(targets), detected)
+			fh.Close()
+		}
 	}
 }
 
@@ -566,110 +547,6 @@ func readKeys(t *testing.T, path string) map[string]bool {
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
-	}
-	return out
-}
-
-type chRecord struct {
-	latest       uint32
-	rowsAtLatest int
-}
-
-// readClickHouse returns each record's latest version and how many rows
-// decision_records FINAL (what the views read) shows at that version.
-func readClickHouse(ctx context.Context, conn clickhouse.Conn, db string) (map[string]chRecord, error) {
-	rows, err := conn.Query(ctx, "SELECT record_id, version, count() FROM `"+db+"`.decision_records FINAL GROUP BY record_id, version")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]chRecord{}
-	for rows.Next() {
-		var id string
-		var v uint32
-		var n uint64
-		if err := rows.Scan(&id, &v, &n); err != nil {
-			return nil, err
-		}
-		c, ok := out[id]
-		if !ok || v > c.latest {
-			out[id] = chRecord{latest: v, rowsAtLatest: int(n)}
-		}
-	}
-	return out, rows.Err()
-}
-
-type idVersion struct {
-	id string
-	v  uint32
-}
-
-// archiveReader reads the archive the way an auditor would: the signed
-// manifests of each partition's chain, then the batch each names.
-type archiveReader struct {
-	b      *bucket.Bucket
-	lay    layout.Layout
-	ring   *keys.Ring
-	seen   map[string]bool   // manifest keys read
-	leaves map[idVersion]int // leaves per record version
-}
-
-func (a *archiveReader) update(ctx context.Context) error {
-	var mkeys []string
-	err := a.b.List(ctx, a.lay.ManifestsPrefix(), "", func(in bucket.Info) error {
-		if strings.HasSuffix(in.Key, ".manifest") && !a.seen[in.Key] {
-			mkeys = append(mkeys, in.Key)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sort.Strings(mkeys)
-	for _, k := range mkeys {
-		data, _, err := a.b.Get(ctx, k)
-		if err != nil {
-			return err
-		}
-		m, _, err := manifest.Open(data, a.ring)
-		if err != nil {
-			return fmt.Errorf("manifest %s: %w", k, err)
-		}
-		obj, _, err := a.b.Get(ctx, m.ObjectKey)
-		if err != nil {
-			return fmt.Errorf("batch %s: %w", m.ObjectKey, err)
-		}
-		f, err := batch.Open(bytes.NewReader(obj))
-		if err != nil {
-			return fmt.Errorf("batch %s: %w", m.ObjectKey, err)
-		}
-		ids, err := f.Strings(ctx, "record_id")
-		if err != nil {
-			f.Close()
-			return err
-		}
-		vers, err := f.Uint32s(ctx, "version")
-		f.Close()
-		if err != nil {
-			return err
-		}
-		if int64(len(ids)) != m.Count {
-			return fmt.Errorf("batch %s: %d rows, manifest says %d", m.ObjectKey, len(ids), m.Count)
-		}
-		for i, id := range ids {
-			a.leaves[idVersion{id, vers[i]}]++
-		}
-		a.seen[k] = true
-	}
-	return nil
-}
-
-func (a *archiveReader) latest() map[string]uint32 {
-	out := map[string]uint32{}
-	for iv := range a.leaves {
-		if iv.v > out[iv.id] {
-			out[iv.id] = iv.v
-		}
 	}
 	return out
 }
