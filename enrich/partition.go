@@ -254,7 +254,9 @@ func (s *partition) flush(ctx context.Context) error {
 	for len(s.queue) > 0 && s.queue[0].deadline <= now {
 		r := heap.Pop(&s.queue).(*request)
 		c := record.Complete
-		if !r.hasLiteLLM {
+		if !r.hasLiteLLM || fold.MissingFailure(r.events) {
+			// No LiteLLM event, or LiteLLM's success says attempts failed but
+			// their failure payload never came (a lost logger batch).
 			c = record.TimedOut
 		}
 		s.emitFirst(r, c, now)

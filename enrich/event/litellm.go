@@ -36,6 +36,12 @@ type LiteLLM struct {
 	CompletionTokens int64
 	CacheHit         bool
 
+	// AttemptedRetries and AttemptedFallbacks are LiteLLM's own counters from
+	// hidden_params.additional_headers["x-litellm-attempted-retries"|
+	// "x-litellm-attempted-fallbacks"] (LiteLLM 1.106: success payloads of
+	// non-streamed requests only); -1 when absent.
+	AttemptedRetries, AttemptedFallbacks int64
+
 	Identity Identity
 	Budget   Budget
 	Error    Error
@@ -82,6 +88,7 @@ type Budget struct {
 // Error is error_information.
 type Error struct {
 	Code, Class, Message, Provider   string
+	Normalized                       string // normalized_error, e.g. "429_RATE_LIMIT_EXCEEDED" (LiteLLM 1.106)
 	RateLimitCategory, RateLimitType string
 	BudgetEntityType, BudgetEntityID string
 	BudgetLimit, BudgetSpend         *float64
@@ -125,6 +132,7 @@ type wireLiteLLM struct {
 		Class             flexString `json:"error_class"`
 		Provider          flexString `json:"llm_provider"`
 		Message           flexString `json:"error_message"`
+		Normalized        flexString `json:"normalized_error"`
 		RateLimitCategory flexString `json:"error_rate_limit_category"`
 		RateLimitType     flexString `json:"error_rate_limit_type"`
 		BudgetEntityType  flexString `json:"error_budget_entity_type"`
@@ -136,6 +144,10 @@ type wireLiteLLM struct {
 		ModelID          flexString `json:"model_id"`
 		APIBase          flexString `json:"api_base"`
 		LiteLLMModelName flexString `json:"litellm_model_name"`
+		Headers          *struct {
+			Retries   flexFloat `json:"x-litellm-attempted-retries"`
+			Fallbacks flexFloat `json:"x-litellm-attempted-fallbacks"`
+		} `json:"additional_headers"`
 	} `json:"hidden_params"`
 	Guardrails jsontext.Value `json:"guardrail_information"`
 	Usage      flexString     `json:"usage"` // legacy v1: "Usage(completion_tokens=12, prompt_tokens=31, …)"
@@ -207,6 +219,11 @@ type wireGuardrail struct {
 	RiskScore  flexFloat            `json:"risk_score"`
 	Categories flexStrings          `json:"violation_categories"`
 	Action     flexString           `json:"guardrail_action"`
+	// LiteLLM 1.106's built-in content filter: what it did per match
+	// ("BLOCK", "MASK"); a mask is reported with status "success".
+	MatchDetails []struct {
+		ActionTaken flexString `json:"action_taken"`
+	} `json:"match_details"`
 }
 
 // flexMode is guardrail_mode: a string, a list of strings (joined by ","), or
@@ -273,6 +290,7 @@ func ParseLiteLLM(b []byte) (*LiteLLM, error) {
 		PromptTokens:     w.PromptTokens.int(),
 		CompletionTokens: w.CompletionTokens.int(),
 		CacheHit:         bool(w.CacheHit),
+		AttemptedRetries: -1, AttemptedFallbacks: -1,
 		Identity: Identity{
 			KeyHash: string(m.KeyHash), KeyAlias: string(m.KeyAlias),
 			UserID: string(m.UserID), UserEmail: string(m.UserEmail),
@@ -304,10 +322,19 @@ func ParseLiteLLM(b []byte) (*LiteLLM, error) {
 		l.ModelID = first(l.ModelID, string(h.ModelID))
 		l.APIBase = first(l.APIBase, strings.TrimSuffix(string(h.APIBase), "/"))
 		l.ProviderModel = string(h.LiteLLMModelName)
+		if c := h.Headers; c != nil {
+			if c.Retries.ok {
+				l.AttemptedRetries = c.Retries.int()
+			}
+			if c.Fallbacks.ok {
+				l.AttemptedFallbacks = c.Fallbacks.int()
+			}
+		}
 	}
 	if e := w.ErrorInformation; e != nil {
 		l.Error = Error{
 			Code: string(e.Code), Class: string(e.Class), Message: string(e.Message), Provider: string(e.Provider),
+			Normalized:        string(e.Normalized),
 			RateLimitCategory: string(e.RateLimitCategory), RateLimitType: string(e.RateLimitType),
 			BudgetEntityType: string(e.BudgetEntityType), BudgetEntityID: string(e.BudgetEntityID),
 			BudgetLimit: e.BudgetLimit.ptr(), BudgetSpend: e.BudgetSpend.ptr(),
@@ -386,6 +413,15 @@ func guardrails(b jsontext.Value) []record.Guardrail {
 		}
 		slices.Sort(g.MaskedEntities)
 		g.Categories = sortedUnique(g.Categories)
+		if g.Action == "" {
+			var acts []string
+			for _, m := range w.MatchDetails {
+				if a := strings.ToLower(strings.TrimSpace(string(m.ActionTaken))); a != "" {
+					acts = append(acts, a)
+				}
+			}
+			g.Action = strings.Join(sortedUnique(acts), ",")
+		}
 		out = append(out, g)
 	}
 	return out

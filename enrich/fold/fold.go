@@ -139,7 +139,7 @@ func (b *Builder) Build(events []*event.Event, ctx Context) record.Decision {
 	b.oversight(&d, oversights)
 	b.outcome(&d, attempts, served)
 	b.content(&d, attempts, served)
-	b.nearMiss(&d, attempts)
+	b.nearMiss(&d, attempts, served)
 	b.risk(&d, ctx)
 	normalize(&d)
 	return d
@@ -267,6 +267,16 @@ func (b *Builder) routing(d *record.Decision, attempts, gateways []*event.Event)
 			served = l
 		}
 	}
+	// LiteLLM 1.106 sends at most one failure payload per request, for its
+	// first failed attempt: its model group is the alias the client asked
+	// for. It can sort after the success (a streamed success's startTime is
+	// the start of the whole request), so it is looked up, not taken first.
+	for _, a := range attempts {
+		if l := a.LiteLLM; l.Status == "failure" && l.ModelGroup != "" {
+			rt.RequestedAlias = l.ModelGroup
+			break
+		}
+	}
 	if rt.RequestedAlias == "" {
 		// A pre-call block never reached routing: model_group is "". Fall back
 		// to the alias the gateway saw, then to the model the client named.
@@ -277,13 +287,19 @@ func (b *Builder) routing(d *record.Decision, attempts, gateways []*event.Event)
 			rt.RequestedAlias = first(rt.RequestedAlias, attempts[0].LiteLLM.Model)
 		}
 	}
-	for _, a := range attempts[min(1, len(attempts)):] {
+	for _, a := range attempts {
 		if g := a.LiteLLM.ModelGroup; g != "" && rt.RequestedAlias != "" && g != rt.RequestedAlias {
 			rt.FallbackUsed = true
 		}
 	}
 	rt.AttemptCount = int32(len(attempts))
 	if served != nil {
+		// LiteLLM's own counters (x-litellm-attempted-retries|fallbacks on
+		// the success payload) see attempts that sent no payload of their own.
+		if served.AttemptedFallbacks > 0 {
+			rt.FallbackUsed = true
+		}
+		rt.RetryCount = max(rt.RetryCount, int32(min(served.AttemptedRetries, math.MaxInt32)))
 		rt.ServedModelGroup, rt.ServedModel, rt.DeploymentID = served.ModelGroup, served.Model, served.ModelID
 		rt.Provider, rt.APIBase, rt.ProviderModel = served.Provider, served.APIBase, served.ProviderModel
 	}
@@ -340,6 +356,53 @@ func (b *Builder) budget(d *record.Decision, attempts []*event.Event, alerts Ale
 func isBudgetDenial(e event.Error) bool {
 	return e.BudgetEntityType != "" || e.BudgetLimit != nil || e.Class == "BudgetExceededError" ||
 		e.RateLimitType == "budget" || strings.Contains(e.Message, "ExceededBudget") || strings.Contains(e.Message, "Budget has been exceeded")
+}
+
+// HTTPStatus is the HTTP status of a failed attempt as a 3-digit string, or
+// "". error_code is not always one (LiteLLM 1.106 sends the upstream body's
+// code, e.g. "server_error" for an OpenAI 500); normalized_error
+// ("500_PROVIDER_INTERNAL_ERROR") and then the exception class fill in.
+func HTTPStatus(e event.Error) string {
+	isStatus := func(s string) bool {
+		return len(s) == 3 && s[0] >= '1' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9'
+	}
+	if isStatus(e.Code) {
+		return e.Code
+	}
+	if p, _, ok := strings.Cut(e.Normalized, "_"); ok && isStatus(p) {
+		return p
+	}
+	switch e.Class {
+	case "RateLimitError":
+		return "429"
+	case "InternalServerError":
+		return "500"
+	case "ServiceUnavailableError":
+		return "503"
+	case "Timeout":
+		return "408"
+	}
+	return ""
+}
+
+// MissingFailure reports whether the events lack a failure payload that
+// LiteLLM says exists: a success counts attempted retries or fallbacks but no
+// failure payload of the request is among the events. LiteLLM 1.106 logs a
+// request's first failed attempt as its own payload; when that payload is
+// missing, a batch of the generic_api logger was lost on the way (docs/litellm.md §7.1).
+func MissingFailure(events []*event.Event) bool {
+	counted := false
+	for _, e := range events {
+		l := e.LiteLLM
+		if l == nil {
+			continue
+		}
+		if l.Status == "failure" {
+			return false
+		}
+		counted = counted || l.AttemptedRetries > 0 || l.AttemptedFallbacks > 0
+	}
+	return counted
 }
 
 func isProxyRateLimit(e event.Error) bool {
@@ -530,7 +593,7 @@ func (b *Builder) content(d *record.Decision, attempts []*event.Event, served *e
 	c.Messages, c.Response = keep(msgs), keep(resp)
 }
 
-func (b *Builder) nearMiss(d *record.Decision, attempts []*event.Event) {
+func (b *Builder) nearMiss(d *record.Decision, attempts []*event.Event, served *event.LiteLLM) {
 	var rs []string
 	add := func(r string, cond bool) {
 		if cond && b.reasons[r] {
@@ -560,12 +623,15 @@ func (b *Builder) nearMiss(d *record.Decision, attempts []*event.Event) {
 	add(ReasonBudgetOverThreshold, d.Budget.MaxPctUsed != nil && *d.Budget.MaxPctUsed >= nm.BudgetPct)
 	add(ReasonBudgetDenied, d.Budget.Denial.Denied)
 	var rateLimited, after429, after5xx bool
-	for i, a := range attempts {
+	for _, a := range attempts {
 		e := a.LiteLLM.Error
 		rateLimited = rateLimited || isProxyRateLimit(e)
-		if i < len(attempts)-1 && a.LiteLLM.Status == "failure" && d.Routing.FallbackUsed {
-			after429 = after429 || e.Code == "429"
-			after5xx = after5xx || (len(e.Code) == 3 && e.Code[0] == '5')
+		// A failed attempt other than the one that decided the outcome (a
+		// streamed fallback's failure payload may sort after its success).
+		if a.LiteLLM != served && a.LiteLLM.Status == "failure" && d.Routing.FallbackUsed {
+			st := HTTPStatus(e)
+			after429 = after429 || st == "429"
+			after5xx = after5xx || (len(st) == 3 && st[0] == '5')
 		}
 	}
 	add(ReasonRateLimited, rateLimited || d.Outcome.BlockedBy == "rate_limit")

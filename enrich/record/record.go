@@ -104,15 +104,15 @@ type Identity struct {
 
 // Routing is how the requested alias was served.
 type Routing struct {
-	RequestedAlias   string    `json:"requested_alias"` // first attempt's model group
+	RequestedAlias   string    `json:"requested_alias"` // the failure payload's model group, else the first attempt's
 	ServedModelGroup string    `json:"served_model_group"`
 	ServedModel      string    `json:"served_model"`
 	DeploymentID     string    `json:"deployment_id"`
 	Provider         string    `json:"provider"`
 	APIBase          string    `json:"api_base"`
 	ProviderModel    string    `json:"provider_model"` // hidden_params.litellm_model_name
-	FallbackUsed     bool      `json:"fallback_used"`  // a later attempt used another model group
-	RetryCount       int32     `json:"retry_count"`    // attempts that repeated the previous attempt's group
+	FallbackUsed     bool      `json:"fallback_used"`  // an attempt used another model group, or LiteLLM counted attempted fallbacks
+	RetryCount       int32     `json:"retry_count"`    // attempts that repeated the previous attempt's group, at least LiteLLM's attempted-retries count
 	AttemptCount     int32     `json:"attempt_count"`
 	Attempts         []Attempt `json:"attempts"`
 }
