@@ -39,6 +39,7 @@ type proc struct {
 	done  chan error
 	logf  *os.File
 	hwmKB int64
+	cpu   float64 // user+system CPU seconds
 }
 
 // pipeline is a set of auditline processes sharing one generated config with
@@ -209,9 +210,21 @@ func (p *pipeline) waitReady() error {
 
 var hwmRE = regexp.MustCompile(`(?m)^VmHWM:\s*(\d+) kB`)
 
-// readHWM records each live process's peak resident set (VmHWM).
+// readHWM records each live process's peak resident set (VmHWM) and the CPU
+// time it used so far.
 func (p *pipeline) readHWM() {
 	for _, pr := range p.procs {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pr.cmd.Process.Pid)); err == nil {
+			// Fields after the command name (which may hold spaces): utime is the 14th field, stime the 15th.
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+				f := strings.Fields(string(b[i+1:]))
+				if len(f) > 12 {
+					ut, _ := strconv.ParseFloat(f[11], 64)
+					st, _ := strconv.ParseFloat(f[12], 64)
+					pr.cpu = (ut + st) / 100 // USER_HZ
+				}
+			}
+		}
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pr.cmd.Process.Pid))
 		if err != nil {
 			continue
@@ -269,6 +282,15 @@ func (p *pipeline) rss() map[string]float64 {
 	out := map[string]float64{}
 	for _, pr := range p.procs {
 		out[pr.stage] = max(out[pr.stage], float64(pr.hwmKB)/1024)
+	}
+	return out
+}
+
+// cpu returns the CPU seconds of each stage, summed over its processes.
+func (p *pipeline) cpu() map[string]float64 {
+	out := map[string]float64{}
+	for _, pr := range p.procs {
+		out[pr.stage] += pr.cpu
 	}
 	return out
 }
@@ -340,17 +362,23 @@ type e2eRun struct {
 	// Throughput phase: loadgen as fast as ingest answers.
 	Fill        loadgen.Summary
 	Drain       time.Duration // from the first send until every record is queryable
-	Sustained   float64       // payloads/s: accepted / Drain
+	Sustained   float64       // the headline: Slope (else Span1090, else Overall)
+	Span1090    float64       // payloads/s while 10 % → 90 % of the records became queryable
+	Overall     float64       // payloads/s: accepted / Drain (includes start-up and the failure_grace tail)
+	Slope       float64       // payloads/s becoming queryable over the fill's second half
 	Complete    bool
 	QueryableAt uint64 // records queryable when the phase ended
 	// Latency phase: a fixed rate.
 	Rate      float64
 	Paced     loadgen.Summary
 	Queryable []time.Duration // sampled webhook → queryable latencies
+	QuerySucc []time.Duration // … of records with outcome success
 	Missing   int             // sampled records never seen in ClickHouse
 	Sealed    []time.Duration // the same samples: webhook → sealed (manifest signed)
 	Unsealed  int
 	RSS       map[string]float64
+	CPU       map[string]float64 // CPU seconds per stage over both phases
+	Payloads  int                // accepted payloads over both phases
 	Err       string
 }
 
@@ -392,17 +420,64 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 	// Throughput: send as fast as ingest answers, then time until every
 	// record is queryable.
 	start := time.Now()
+	// Count queryable records during the fill: the slope over its second
+	// half is the pipeline's steady rate (constant delays such as
+	// success_delay and failure_grace shift the curve but not its slope).
+	type point struct {
+		at time.Time
+		n  uint64
+	}
+	var curve []point
+	countCtx, stopCount := context.WithCancel(ctx)
+	countDone := make(chan struct{})
+	go func() {
+		defer close(countDone)
+		for countCtx.Err() == nil {
+			var got uint64
+			if p.ch.QueryRow(countCtx, "SELECT uniqExact(request_key) FROM `"+p.db+"`.decision_records").Scan(&got) == nil {
+				curve = append(curve, point{time.Now(), got})
+			}
+			select {
+			case <-countCtx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
 	res.Fill, err = p.load(ctx, 0, o.duration, 1, nil)
+	stopCount()
+	<-countDone
 	if err != nil {
 		return fail(err)
 	}
+	if len(curve) > 2 && res.Fill.Records > 0 {
+		mid := start.Add(o.duration / 2)
+		a := curve[0]
+		for _, c := range curve {
+			if !c.at.Before(mid) {
+				a = c
+				break
+			}
+		}
+		b := curve[len(curve)-1]
+		if b.at.After(a.at) {
+			perRecord := float64(res.Fill.Accepted) / float64(res.Fill.Records)
+			res.Slope = float64(b.n-a.n) * perRecord / b.at.Sub(a.at).Seconds()
+		}
+	}
 	want := uint64(res.Fill.Records)
 	var last uint64
+	var t10, t90 time.Time
 	moved := time.Now()
 	for {
 		var got uint64
 		if err := p.ch.QueryRow(ctx, "SELECT uniqExact(request_key) FROM `"+p.db+"`.decision_records").Scan(&got); err != nil {
 			return fail(err)
+		}
+		if t10.IsZero() && got*10 >= want {
+			t10 = time.Now()
+		}
+		if t90.IsZero() && got*10 >= want*9 {
+			t90 = time.Now()
 		}
 		if got >= want {
 			res.Complete = true
@@ -425,13 +500,23 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 	if !res.Complete {
 		res.Drain -= 30 * time.Second
 	}
-	res.Sustained = float64(res.Fill.Accepted) / res.Drain.Seconds()
-	logf("  throughput: ingest answered %.0f payloads/s; %d/%d records queryable after %s: %.0f payloads/s end to end",
-		res.Fill.PayloadsPerSec(), res.QueryableAt, want, res.Drain.Round(time.Millisecond), res.Sustained)
+	res.Overall = float64(res.Fill.Accepted) / res.Drain.Seconds()
+	if !t10.IsZero() && t90.After(t10) {
+		res.Sustained = 0.8 * float64(res.Fill.Accepted) / t90.Sub(t10).Seconds()
+	}
+	logf("  throughput: ingest answered %.0f payloads/s; %d/%d records queryable after %s (%.0f payloads/s overall); 10 %%→90 %% at %.0f payloads/s; during the fill's second half %.0f payloads/s",
+		res.Fill.PayloadsPerSec(), res.QueryableAt, want, res.Drain.Round(time.Millisecond), res.Overall, res.Sustained, res.Slope)
 	time.Sleep(3 * time.Second) // let the archive seal the tail
 
 	// Latency at a fixed rate: the target, or 80 % of what the pipeline
 	// sustained when that is less.
+	res.Span1090 = res.Sustained
+	if res.Slope > 0 {
+		res.Sustained = res.Slope
+	}
+	if res.Sustained == 0 {
+		res.Sustained = res.Overall
+	}
 	res.Rate = min(targetRate, 0.8*res.Sustained)
 	tr := newTracker(p, 50)
 	pollCtx, stopPoll := context.WithCancel(ctx)
@@ -448,14 +533,17 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 	}
 	stopPoll()
 	<-pollDone
-	res.Queryable, res.Missing = tr.latencies()
-	logf("  at %.0f/s: accepted %.0f payloads/s, %d samples, queryable p50 %s p99 %s, %d missing",
-		res.Rate, res.Paced.PayloadsPerSec(), len(res.Queryable), pct(res.Queryable, 0.5), pct(res.Queryable, 0.99), res.Missing)
+	res.Queryable, res.QuerySucc, res.Missing = tr.latencies()
+	logf("  at %.0f/s: accepted %.0f payloads/s, %d samples, queryable p50 %s p99 %s (successes p50 %s p99 %s), %d missing",
+		res.Rate, res.Paced.PayloadsPerSec(), len(res.Queryable), pct(res.Queryable, 0.5), pct(res.Queryable, 0.99),
+		pct(res.QuerySucc, 0.5), pct(res.QuerySucc, 0.99), res.Missing)
 	res.Sealed, res.Unsealed = tr.sealed(ctx, 60*time.Second)
 	logf("  sealed p50 %s p99 %s, %d unsealed", pct(res.Sealed, 0.5), pct(res.Sealed, 0.99), res.Unsealed)
 	p.readHWM()
 	res.RSS = p.rss()
-	logf("  peak RSS MB: %v", res.RSS)
+	res.CPU = p.cpu()
+	res.Payloads = res.Fill.Accepted + res.Paced.Accepted
+	logf("  peak RSS MB: %v; CPU s: %v", res.RSS, res.CPU)
 	if err := p.alive(); err != nil {
 		return fail(err)
 	}
@@ -474,10 +562,11 @@ type tracker struct {
 }
 
 type sample struct {
-	recvMS int64
-	seen   time.Time
-	part   int32
-	off    int64
+	outcome string
+	recvMS  int64
+	seen    time.Time
+	part    int32
+	off     int64
 }
 
 func newTracker(p *pipeline, mod uint32) *tracker {
@@ -517,7 +606,7 @@ func (t *tracker) poll(ctx context.Context) {
 		}
 		t.mu.Unlock()
 		if len(keys) > 0 {
-			q := "SELECT request_key, min(first_received_at_ms), min(kafka_partition), min(kafka_offset) FROM `" + t.p.db +
+			q := "SELECT request_key, argMax(outcome, version), min(first_received_at_ms), min(kafka_partition), min(kafka_offset) FROM `" + t.p.db +
 				"`.decision_records WHERE request_key IN (" + strings.Join(keys, ",") + ") GROUP BY request_key"
 			rows, err := t.p.ch.Query(ctx, q)
 			now := time.Now()
@@ -525,7 +614,7 @@ func (t *tracker) poll(ctx context.Context) {
 				for rows.Next() {
 					var k string
 					var s sample
-					if rows.Scan(&k, &s.recvMS, &s.part, &s.off) == nil {
+					if rows.Scan(&k, &s.outcome, &s.recvMS, &s.part, &s.off) == nil {
 						s.seen = now
 						t.mu.Lock()
 						delete(t.pending, k)
@@ -543,15 +632,21 @@ func (t *tracker) poll(ctx context.Context) {
 	}
 }
 
-func (t *tracker) latencies() ([]time.Duration, int) {
+// latencies returns every sample's webhook → queryable latency, those of
+// records with outcome success, and how many samples were never seen.
+func (t *tracker) latencies() (all, success []time.Duration, missing int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []time.Duration
 	for _, s := range t.found {
-		out = append(out, s.seen.Sub(time.UnixMilli(s.recvMS)))
+		d := s.seen.Sub(time.UnixMilli(s.recvMS))
+		all = append(all, d)
+		if s.outcome == "success" {
+			success = append(success, d)
+		}
 	}
-	slices.Sort(out)
-	return out, len(t.pending)
+	slices.Sort(all)
+	slices.Sort(success)
+	return all, success, len(t.pending)
 }
 
 // sealed waits until the archive's manifests cover every found sample and

@@ -45,7 +45,7 @@ func main() {
 	flag.StringVar(&parts, "partitions", "1,2,4", "end-to-end runs: partitions (and consumer processes per stage) of each")
 	flag.BoolVar(&o.stages, "stages", true, "run the per-stage go test benchmarks")
 	flag.BoolVar(&o.e2e, "e2e", true, "run the end-to-end pipeline runs")
-	flag.DurationVar(&o.duration, "duration", 0, "send time of each load phase (default 20s, 4s with --quick)")
+	flag.DurationVar(&o.duration, "duration", 0, "send time of each load phase (default 30s, 4s with --quick)")
 	flag.Parse()
 	for _, p := range strings.Split(parts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -55,7 +55,7 @@ func main() {
 		o.partitions = append(o.partitions, n)
 	}
 	if o.duration == 0 {
-		o.duration = 20 * time.Second
+		o.duration = 30 * time.Second
 		if o.quick {
 			o.duration = 4 * time.Second
 		}

@@ -43,7 +43,7 @@ func runStages(ctx context.Context, o options) []stageRun {
 		{Stage: "ingest", Pkg: "./ingest/", Bench: "^BenchmarkIngest$", Time: pick("40x", "2x")},
 		{Stage: "enrich", Pkg: "./enrich/", Bench: "^BenchmarkEnrich$", Time: pick("5x", "1x")},
 		{Stage: "store", Pkg: "./store/", Bench: "^BenchmarkStoreVsKafkaEngine$", Time: "1x",
-			Env: []string{"AUDITLINE_BENCH_DECISIONS=" + pick("50000", "2000")}},
+			Env: []string{"AUDITLINE_BENCH_DECISIONS=" + pick("100000", "2000")}},
 		{Stage: "archive", Pkg: "./sinks/archive/", Bench: "^BenchmarkArchive$", Time: pick("3x", "1x")},
 	}
 	for i := range runs {
