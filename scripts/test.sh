@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 deploy/local/install.sh all
 deploy/local/install.sh chromium   # the dashboards' browser tests (dashboards/e2e)
+deploy/litellm/install.sh          # the pinned LiteLLM proxy venv (tests/e2e starts private instances)
 deploy/local/start.sh all
 # shellcheck disable=SC1091
 source .data/env
