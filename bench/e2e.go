@@ -466,19 +466,13 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 	}
 	want := uint64(res.Fill.Records)
 	var last uint64
-	var t10, t90 time.Time
 	moved := time.Now()
 	for {
 		var got uint64
 		if err := p.ch.QueryRow(ctx, "SELECT uniqExact(request_key) FROM `"+p.db+"`.decision_records").Scan(&got); err != nil {
 			return fail(err)
 		}
-		if t10.IsZero() && got*10 >= want {
-			t10 = time.Now()
-		}
-		if t90.IsZero() && got*10 >= want*9 {
-			t90 = time.Now()
-		}
+		curve = append(curve, point{time.Now(), got})
 		if got >= want {
 			res.Complete = true
 			res.QueryableAt = got
@@ -501,6 +495,15 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 		res.Drain -= 30 * time.Second
 	}
 	res.Overall = float64(res.Fill.Accepted) / res.Drain.Seconds()
+	var t10, t90 time.Time
+	for _, c := range curve {
+		if t10.IsZero() && c.n*10 >= want {
+			t10 = c.at
+		}
+		if t90.IsZero() && c.n*10 >= want*9 {
+			t90 = c.at
+		}
+	}
 	if !t10.IsZero() && t90.After(t10) {
 		res.Sustained = 0.8 * float64(res.Fill.Accepted) / t90.Sub(t10).Seconds()
 	}
@@ -710,4 +713,79 @@ func pct(d []time.Duration, q float64) time.Duration {
 		return 0
 	}
 	return d[min(len(d)-1, int(q*float64(len(d))))]
+}
+
+// cleanLeftovers drops the databases and topics of earlier harness runs that
+// did not get to clean up (killed), once they are over an hour old: names
+// end in the run's Unix time modulo 1e6.
+func cleanLeftovers(ctx context.Context) {
+	now := time.Now().Unix() % 1e6
+	old := func(name string) bool {
+		for _, pre := range []string{"benchingest", "benchp1", "benchp2", "benchp4"} {
+			if ts, err := strconv.ParseInt(strings.TrimPrefix(name, pre), 10, 64); strings.HasPrefix(name, pre) && err == nil {
+				return (now-ts+1e6)%1e6 > 3600
+			}
+		}
+		return false
+	}
+	if conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{os.Getenv("AUDITLINE_CLICKHOUSE")}}); err == nil {
+		if rows, err := conn.Query(ctx, "SELECT name FROM system.databases WHERE name LIKE 'bench%'"); err == nil {
+			var dbs []string
+			for rows.Next() {
+				var n string
+				if rows.Scan(&n) == nil && old(n) {
+					dbs = append(dbs, n)
+				}
+			}
+			rows.Close()
+			for _, d := range dbs {
+				logf("dropping leftover database %s", d)
+				_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+d+"`")
+			}
+		}
+		conn.Close()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("AUDITLINE_KAFKA"), ",")...))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tds, err := adm.ListTopics(ctx)
+	if err != nil {
+		return
+	}
+	var del []string
+	for t := range tds {
+		if name, _, ok := strings.Cut(t, "."); ok && old(name) {
+			del = append(del, t)
+		}
+	}
+	if len(del) > 0 {
+		logf("deleting %d leftover topics", len(del))
+		_, _ = adm.DeleteTopics(ctx, del...)
+	}
+}
+
+// generatorRate is how many LiteLLM payloads per second loadgen's generator
+// makes (and joins into bodies) on one core, without sending: the ceiling of
+// any rate the harness can offer from its own process.
+func generatorRate(d time.Duration) float64 {
+	g, err := loadgen.New(loadgen.Config{Seed: 99})
+	if err != nil {
+		return 0
+	}
+	start := time.Now()
+	n := 0
+	var batch [][]byte
+	for time.Since(start) < d {
+		r := g.Next()
+		batch = append(batch, r.LiteLLM...)
+		n += len(r.LiteLLM)
+		if len(batch) >= 512 {
+			_ = loadgen.Body(loadgen.FormatJSONArray, batch)
+			batch = batch[:0]
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
 }

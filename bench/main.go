@@ -90,6 +90,9 @@ func main() {
 		if b, err := exec.Command("go", "build", "-o", o.bin, "./cmd/auditline").CombinedOutput(); err != nil {
 			log.Fatalf("go build ./cmd/auditline: %v\n%s", err, b)
 		}
+		cleanLeftovers(ctx)
+		rep.genRate = generatorRate(3 * time.Second)
+		logf("loadgen generator alone: %.0f payloads/s on one core", rep.genRate)
 		rep.ingestLat = runIngestLatency(ctx, o, tmp)
 		for _, p := range o.partitions {
 			rep.e2e = append(rep.e2e, runE2E(ctx, o, tmp, p))

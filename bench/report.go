@@ -18,6 +18,7 @@ type report struct {
 	loadEnd   string
 	stages    []stageRun
 	ingestLat ingestLatency
+	genRate   float64 // loadgen's generator alone, payloads/s on one core
 	e2e       []e2eRun
 }
 
@@ -234,7 +235,7 @@ func (r *report) writeStages(p func(string, ...any)) {
 	} else if il.Max.Accepted > 0 {
 		p("### Ingest response time at 50 %% and 90 %% of its maximum rate")
 		p("")
-		p("One `auditline ingest` process, loadgen in the harness process (it shares the cores).")
+		p("One `auditline ingest` process, loadgen in the harness process (it shares the cores). loadgen's generator alone — making the payloads and bodies, sending nothing — does %s payloads/s on one core in this run, so it takes a large share of the 2 cores at these rates: the maximum here is ingest *plus its load generator*, lower than the in-process benchmark above, which sends pre-built bodies.", num(r.genRate))
 		p("")
 		p("| Load | Offered payloads/s | Accepted payloads/s | p50 per body | p99 per body | Refused |")
 		p("|---|---|---|---|---|---|")
@@ -449,6 +450,9 @@ func (r *report) bottleneck(payloadsPerRecord float64) string {
 		v, _ := s.get("BenchmarkArchive/seal", "records/s")
 		sts = append(sts, st{"archive", v * payloadsPerRecord})
 	}
+	if r.genRate > 0 {
+		sts = append(sts, st{"loadgen's generator (in the harness)", r.genRate})
+	}
 	if len(sts) == 0 {
 		return "the stage benchmarks did not run"
 	}
@@ -460,6 +464,6 @@ func (r *report) bottleneck(payloadsPerRecord float64) string {
 		}
 		parts = append(parts, fmt.Sprintf("%s %s", s.name, num(s.pps)))
 	}
-	return fmt.Sprintf("CPU: all stages, the three servers and loadgen share 2 cores. Each stage alone, in payloads/s: %s; one after another on the same cores they bound the pipeline near %s payloads/s before the servers' own work",
+	return fmt.Sprintf("CPU: all stages, the three servers and loadgen share 2 cores. Each alone, in payloads/s: %s; their per-payload costs added up bound the pipeline near %s payloads/s on one core's worth of time, before Kafka's, ClickHouse's and MinIO's own work and before other users of the machine",
 		strings.Join(parts, ", "), num(1/cost))
 }
