@@ -379,6 +379,7 @@ type e2eRun struct {
 	RSS       map[string]float64
 	CPU       map[string]float64 // CPU seconds per stage over both phases
 	Payloads  int                // accepted payloads over both phases
+	Wall      time.Duration      // from the first process start to the CPU reading
 	Err       string
 }
 
@@ -399,6 +400,7 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 		logf("end to end %d: %v", n, err)
 		return res
 	}
+	t0 := time.Now()
 	if err := p.start("ingest", 0); err != nil {
 		return fail(err)
 	}
@@ -545,6 +547,7 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 	p.readHWM()
 	res.RSS = p.rss()
 	res.CPU = p.cpu()
+	res.Wall = time.Since(t0)
 	res.Payloads = res.Fill.Accepted + res.Paced.Accepted
 	logf("  peak RSS MB: %v; CPU s: %v", res.RSS, res.CPU)
 	if err := p.alive(); err != nil {
