@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -80,9 +81,10 @@ type hit struct {
 }
 
 // Prove finds a record id in the archive and returns an inclusion proof of
-// its latest version (or opts.Version). Batches are skipped by their Parquet
-// bloom filter on record_id, so only the footer and the filter of most
-// objects are read (ranged GETs).
+// its latest version (or opts.Version). Every candidate batch is downloaded
+// and checked against its signed SHA-256 before it is parsed (see
+// findInBatch); batches are then skipped by their Parquet bloom filter on
+// record_id, so the columns of most are never decoded.
 func Prove(ctx context.Context, recordID string, o ProveOptions) (*Proof, error) {
 	if o.Parallel <= 0 {
 		o.Parallel = 2 * runtime.GOMAXPROCS(0)
@@ -199,14 +201,25 @@ func Prove(ctx context.Context, recordID string, o ProveOptions) (*Proof, error)
 	return p, nil
 }
 
-// findInBatch returns the rows of a batch holding recordID.
+// findInBatch returns the rows of a batch holding recordID. The object is
+// read whole and checked against the size and SHA-256 its signed manifest
+// names before any byte of it is parsed: a versioned bucket lets anyone with
+// write access put a newer, altered version over a sealed object (Object
+// Lock keeps the sealed version, not the key), and a few altered footer
+// bytes make the Parquet reader (arrow-go's Arrow schema decoding) try to
+// allocate hundreds of GB — a fatal out-of-memory, not a recoverable panic,
+// that would take down `auditline prove` and the dashboard serving proofs.
+// The bloom filter on record_id still spares decoding the columns of most
+// batches.
 func findInBatch(ctx context.Context, b *bucket.Bucket, m *manifest.Manifest, recordID string) ([]hit, error) {
-	r, _, err := b.Open(ctx, m.ObjectKey)
+	data, _, err := b.Get(ctx, m.ObjectKey)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	f, err := batch.Open(r)
+	if err := matchesManifest(data, m); err != nil {
+		return nil, err
+	}
+	f, err := batch.Open(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
@@ -231,11 +244,28 @@ func findInBatch(ctx context.Context, b *bucket.Bucket, m *manifest.Manifest, re
 	return out, nil
 }
 
+// ErrAltered is returned when a batch object is not the one its signed
+// manifest names (size or SHA-256 differ).
+var ErrAltered = errors.New("batch object does not match its signed manifest (run auditline verify)")
+
+// matchesManifest checks data against the size and SHA-256 in m.
+func matchesManifest(data []byte, m *manifest.Manifest) error {
+	sum := sha256.Sum256(data)
+	if int64(len(data)) != m.ObjectSize || hex.EncodeToString(sum[:]) != m.ObjectSHA256 {
+		return fmt.Errorf("%s: %w: %d bytes with SHA-256 %s, the manifest says %d bytes with SHA-256 %s",
+			m.ObjectKey, ErrAltered, len(data), short(hex.EncodeToString(sum[:])), m.ObjectSize, short(m.ObjectSHA256))
+	}
+	return nil
+}
+
 // buildProof reads the chosen batch whole, checks it against its manifest and
 // derives the proof.
 func buildProof(ctx context.Context, b *bucket.Bucket, h hit) (*Proof, error) {
 	data, _, err := b.Get(ctx, h.m.ObjectKey)
 	if err != nil {
+		return nil, err
+	}
+	if err := matchesManifest(data, h.m); err != nil {
 		return nil, err
 	}
 	leaves, _, err := CheckBatch(ctx, data, h.m)
