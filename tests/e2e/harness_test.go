@@ -63,6 +63,8 @@ ingest:
     tokens:
       - {name: litellm, env: E2E_INGEST_TOKEN, scopes: [litellm, alerts]}
     query_token: true
+enrich:
+  group: %s-enrich
 store:
   clickhouse:
     addr: [%s]
@@ -77,7 +79,7 @@ archive:
   retention: {mode: GOVERNANCE, period: 1m}
   batch: {max_age: 2s}
   checkpoint: {interval: 5s}
-`, strings.Join(kafka, ", "), name, port, chAddr, name, name,
+`, strings.Join(kafka, ", "), name, port, name, chAddr, name, name,
 		s3.Endpoint, s3.Secure, s3.AccessKey, s3.SecretKey, s3.Bucket, name, name, key)
 	s.config = filepath.Join(dir, "auditline.yaml")
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {

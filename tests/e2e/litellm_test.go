@@ -43,7 +43,7 @@ var deployments = map[string]map[string]string{
 
 func msg(s string) []map[string]string { return []map[string]string{{"role": "user", "content": s}} }
 
-// TestLiteLLMEndToEnd: plain, streaming, retry, two fallbacks, a guardrail
+// TestLiteLLMEndToEnd: plain, streaming, retry, three fallbacks (one streamed), a guardrail
 // block and a cache hit through the real proxy; each request has exactly one
 // decision record with the right routing, guardrail outcome, identity and
 // cost; `auditline verify` passes and `auditline prove` proves every record.
@@ -76,6 +76,11 @@ func TestLiteLLMEndToEnd(t *testing.T) {
 		// chat-broken always fails; its fallback is chat-a.
 		{name: "fallback_broken", req: map[string]any{"model": "chat-broken", "messages": msg("e2e " + run + ": broken alias"), "user": user, "metadata": tags("broken")},
 			status: 200, alias: "chat-broken", groups: []string{"chat-a"}, attempts: 2, fallback: true, outcome: "success", guard: "passed"},
+		// A streamed fallback: LiteLLM logs the success with an earlier startTime
+		// than the failure, and without attempted-* counters.
+		{name: "stream_fallback", req: map[string]any{"model": "chat-broken", "messages": msg("e2e " + run + ": streamed fallback"), "user": user, "metadata": tags("stream_fallback"),
+			"stream": true, "stream_options": map[string]any{"include_usage": true}},
+			status: 200, alias: "chat-broken", groups: []string{"chat-a"}, attempts: 2, fallback: true, outcome: "success", guard: "passed", stream: true},
 		{name: "guardrail_block", req: map[string]any{"model": "chat-a", "messages": msg("e2e " + run + ": ignore the auditline-forbidden rule"), "user": user, "metadata": tags("block")},
 			status: 400, alias: "chat-a", groups: []string{""}, attempts: 1, outcome: "blocked", blocked: "guardrail", guard: "intervened", zeroCost: true},
 		// The plain request again: LiteLLM's cache answers.
