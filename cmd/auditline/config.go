@@ -72,6 +72,10 @@ func (c *Config) topics() raw.Topics { return raw.Topics{Prefix: c.TopicPrefix} 
 // errors), then the environment.
 func loadConfig(path string) (*Config, error) {
 	cfg := defaultConfig()
+	// Consumer groups left unset are named after the topic prefix (see
+	// defaultGroups), so two pipelines with different prefixes on one
+	// cluster never share a group.
+	cfg.Enrich.Group, cfg.Store.Group, cfg.Archive.Group = "", "", ""
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -86,7 +90,28 @@ func loadConfig(path string) (*Config, error) {
 	if err := applyEnv(&cfg, os.Environ()); err != nil {
 		return nil, err
 	}
+	cfg.defaultGroups()
 	return &cfg, nil
+}
+
+// defaultGroups names every consumer group the configuration leaves empty
+// after the topic prefix: prefix "auditline." gives auditline-enrich,
+// auditline-store and auditline-archive; "eu.prod." gives eu.prod-enrich, ….
+// A group shared by two pipelines that read different topics would leave
+// one pipeline's partitions unread.
+func (c *Config) defaultGroups() {
+	base := strings.TrimSuffix(c.TopicPrefix, ".")
+	if base == "" {
+		base = "auditline"
+	}
+	for _, g := range []struct {
+		v    *string
+		name string
+	}{{&c.Enrich.Group, "enrich"}, {&c.Store.Group, "store"}, {&c.Archive.Group, "archive"}} {
+		if *g.v == "" {
+			*g.v = base + "-" + g.name
+		}
+	}
 }
 
 // validate checks the shared sections and those of the named stages, and

@@ -42,3 +42,26 @@ func TestMigrateDryRun(t *testing.T) {
 		t.Fatalf("--cluster without --dry-run: %v", err)
 	}
 }
+
+// TestDefaultGroups: consumer groups left unset follow the topic prefix;
+// set ones are kept.
+func TestDefaultGroups(t *testing.T) {
+	t.Setenv("AUDITLINE_CONFIG", "")
+	for _, tc := range []struct{ yaml, enrich, store, archive string }{
+		{"", "auditline-enrich", "auditline-store", "auditline-archive"},
+		{"topic_prefix: eu.prod.\n", "eu.prod-enrich", "eu.prod-store", "eu.prod-archive"},
+		{"topic_prefix: eu.\nstore:\n  group: mine\n", "eu-enrich", "mine", "eu-archive"},
+	} {
+		path := t.TempDir() + "/c.yaml"
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Enrich.Group != tc.enrich || cfg.Store.Group != tc.store || cfg.Archive.Group != tc.archive {
+			t.Errorf("%q: groups %s %s %s, want %s %s %s", tc.yaml, cfg.Enrich.Group, cfg.Store.Group, cfg.Archive.Group, tc.enrich, tc.store, tc.archive)
+		}
+	}
+}
