@@ -300,8 +300,13 @@ func (b *Builder) routing(d *record.Decision, attempts, gateways []*event.Event)
 			rt.FallbackUsed = true
 		}
 		rt.RetryCount = max(rt.RetryCount, int32(min(served.AttemptedRetries, math.MaxInt32)))
-		rt.ServedModelGroup, rt.ServedModel, rt.DeploymentID = served.ModelGroup, served.Model, served.ModelID
-		rt.Provider, rt.APIBase, rt.ProviderModel = served.Provider, served.APIBase, served.ProviderModel
+		// A request refused before routing (a pre-call guardrail, an unknown
+		// model, a bad key) reached no deployment: LiteLLM's "model" is then
+		// the alias as sent, not a model served, so nothing is served.
+		if served.Status == "success" || served.ModelGroup != "" || served.ModelID != "" || served.Provider != "" {
+			rt.ServedModelGroup, rt.ServedModel, rt.DeploymentID = served.ModelGroup, served.Model, served.ModelID
+			rt.Provider, rt.APIBase, rt.ProviderModel = served.Provider, served.APIBase, served.ProviderModel
+		}
 	}
 	return served
 }

@@ -127,6 +127,8 @@ func TestLiteLLMEndToEnd(t *testing.T) {
 				if prov, _, _ := strings.Cut(d.ServedModel, "/"); prov != d.Provider {
 					t.Errorf("provider %q, served model %q", d.Provider, d.ServedModel)
 				}
+			} else if d.ServedGroup == "" && (d.ServedModel != "" || d.Deployment != "" || d.Provider != "") {
+				t.Errorf("nothing was routed, yet served model %q deployment %q provider %q", d.ServedModel, d.Deployment, d.Provider)
 			}
 			if d.Attempts != c.attempts || d.Retries != c.retries || (d.Fallback == 1) != c.fallback {
 				t.Errorf("attempts/retries/fallback %d/%d/%v, want %d/%d/%v", d.Attempts, d.Retries, d.Fallback == 1, c.attempts, c.retries, c.fallback)
