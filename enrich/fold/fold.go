@@ -252,7 +252,7 @@ func (b *Builder) routing(d *record.Decision, attempts, gateways []*event.Event)
 		rt.Attempts = append(rt.Attempts, record.Attempt{
 			EventID: a.ID, Status: l.Status, ModelGroup: l.ModelGroup, Model: l.Model, DeploymentID: l.ModelID,
 			Provider: l.Provider, APIBase: l.APIBase, ErrorCode: l.Error.Code, ErrorClass: l.Error.Class,
-			ErrorMessage: l.Error.Message, StartTime: l.Start, EndTime: l.End, CostUSD: l.CostUSD,
+			ErrorMessage: b.errorText(l.Error.Message), StartTime: l.Start, EndTime: l.End, CostUSD: l.CostUSD,
 			PromptTokens: l.PromptTokens, CompletionTokens: l.CompletionTokens, CacheHit: l.CacheHit,
 		})
 		if i == 0 {
@@ -529,7 +529,7 @@ func (b *Builder) outcome(d *record.Decision, attempts []*event.Event, served *e
 		return
 	}
 	o.Status = record.OutcomeFailure
-	o.ErrorCode, o.ErrorClass, o.ErrorMessage = served.Error.Code, served.Error.Class, served.Error.Message
+	o.ErrorCode, o.ErrorClass, o.ErrorMessage = served.Error.Code, served.Error.Class, b.errorText(served.Error.Message)
 	switch {
 	case d.Budget.Denial.Denied:
 		o.Status, o.BlockedBy = record.OutcomeBlocked, "budget"
@@ -560,6 +560,17 @@ func round(v float64) float64 {
 		return 0
 	}
 	return r
+}
+
+// errorText is an error message as the record keeps it. Providers and
+// guardrails quote the request in their errors (a content filter names the
+// word it matched, a provider echoes a bad parameter), so every policy but
+// full masks personal data and secrets in it, as redacted does for content.
+func (b *Builder) errorText(s string) string {
+	if b.rules.Content.Policy == CaptureFull {
+		return s
+	}
+	return b.red.String(s)
 }
 
 func (b *Builder) content(d *record.Decision, attempts []*event.Event, served *event.LiteLLM) {

@@ -121,3 +121,28 @@ func TestStickySampling(t *testing.T) {
 		t.Fatalf("an amendment un-sampled the record: %+v", d.Risk)
 	}
 }
+
+// TestErrorTextFollowsCapturePolicy: error messages quote requests, so every
+// policy but full masks personal data and secrets in them, in the attempts
+// and in the outcome; a refused request has no served deployment.
+func TestErrorTextFollowsCapturePolicy(t *testing.T) {
+	const msg = "400: Content blocked for jane.doe@example.com (key sk-abcdefghijklmnopqrstuv)"
+	ev := lite("a", "failure", "", 1000, func(l *event.LiteLLM) {
+		l.Model, l.Error.Code, l.Error.Message = "chat-a", "400", msg
+	})
+	for _, policy := range []string{CaptureFull, CaptureRedacted, CaptureHash, CaptureNone} {
+		rules := NewDefaultRules()
+		rules.Content.Policy = policy
+		d := NewBuilder(rules).Build([]*event.Event{ev}, Context{})
+		want := "400: Content blocked for [EMAIL] (key [SECRET])"
+		if policy == CaptureFull {
+			want = msg
+		}
+		if d.Outcome.ErrorMessage != want || d.Routing.Attempts[0].ErrorMessage != want {
+			t.Errorf("%s: outcome %q, attempt %q, want %q", policy, d.Outcome.ErrorMessage, d.Routing.Attempts[0].ErrorMessage, want)
+		}
+		if d.Routing.RequestedAlias != "chat-a" || d.Routing.ServedModel != "" || d.Routing.Provider != "" {
+			t.Errorf("%s: requested %q served %q provider %q, want chat-a and nothing served", policy, d.Routing.RequestedAlias, d.Routing.ServedModel, d.Routing.Provider)
+		}
+	}
+}
