@@ -355,8 +355,15 @@ archive:
 		exits = append(exits, fmt.Sprintf("%s %d", st, e))
 	}
 	for _, st := range order {
-		if data, _ := os.ReadFile(filepath.Join(logDir, st+".log")); bytes.Contains(data, []byte("panic:")) {
+		data, _ := os.ReadFile(filepath.Join(logDir, st+".log"))
+		if bytes.Contains(data, []byte("panic:")) {
 			t.Errorf("auditline %s panicked (see %s)", st, filepath.Join(logDir, st+".log"))
+		}
+		// Secrets never reach the logs, not even in the errors of outages.
+		for what, secret := range map[string]string{"ingest token": token, "S3 secret key": s3.SecretKey} {
+			if secret != "" && bytes.Contains(data, []byte(secret)) {
+				t.Errorf("the %s appears in auditline %s's log", what, st)
+			}
 		}
 	}
 
