@@ -114,6 +114,8 @@ ingest:
   auth:
     tokens:
       - {name: fault-litellm, env: FAULT_LITELLM_TOKEN, scopes: [litellm, alerts, audit, gateway]}
+enrich:
+  group: %s-enrich
 store:
   clickhouse:
     addr: [%s]
@@ -127,7 +129,7 @@ archive:
   retention: {mode: COMPLIANCE, period: 1h}
   batch: {max_age: 5s}
   checkpoint: {interval: 20s}
-`, servers["kafka"].Addr, name, port, servers["clickhouse"].Addr, name, name,
+`, servers["kafka"].Addr, name, port, name, servers["clickhouse"].Addr, name, name,
 		servers["minio"].Addr, s3.AccessKey, s3.SecretKey, s3.Bucket, name, name, keyFile)
 	cfgPath := filepath.Join(dir, "auditline.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

@@ -62,6 +62,7 @@ ingest:
       - {name: all, sha256: %s, scopes: [litellm, alerts, audit, gateway, oversight]}
       - {name: oversight, sha256: %s, scopes: [oversight]}
 enrich:
+  group: %s-enrich
   litellm_wait: 10s
 store:
   clickhouse:
@@ -76,7 +77,7 @@ archive:
   retention: {mode: GOVERNANCE, period: 1m}
   batch: {max_age: 2s}
   checkpoint: {interval: 5s}
-`, strings.Join(kafka, ", "), name, port, auth.Hash(tokAll), auth.Hash(tokDash), chAddr, name, name,
+`, strings.Join(kafka, ", "), name, port, auth.Hash(tokAll), auth.Hash(tokDash), name, chAddr, name, name,
 		s3.Endpoint, s3.Secure, s3.AccessKey, s3.SecretKey, s3.Bucket, name, prefix, keyFile)
 	cfgPath := filepath.Join(dir, "auditline.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
