@@ -27,7 +27,9 @@ func capture(t *testing.T, f func() error) (string, error) {
 
 func TestMigrateDryRun(t *testing.T) {
 	t.Setenv("AUDITLINE_CONFIG", "")
-	out, err := capture(t, func() error { return runMigrate(context.Background(), []string{"--dry-run", "--server-version", "24.8"}) })
+	out, err := capture(t, func() error {
+		return runMigrate(context.Background(), []string{"--dry-run", "--server-version", "24.8"})
+	})
 	if err != nil || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`\n") || strings.Contains(out, "ON CLUSTER") {
 		t.Fatalf("one-server dry run: %v\n%.300s", err, out)
 	}
