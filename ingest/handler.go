@@ -132,7 +132,7 @@ func (s *Server) endpoint(ep *endpoint) http.Handler {
 
 func (q *request) serve(r *http.Request) {
 	s, cfg := q.s, q.s.cfg
-	sender, err := s.auth.Authorize(r, q.ep.scope)
+	sender, err := s.auth.Load().Authorize(r, q.ep.scope)
 	if err != nil {
 		var ae *auth.Error
 		if errors.As(err, &ae) {
@@ -192,7 +192,7 @@ func (q *request) serve(r *http.Request) {
 		reserved = n
 	}
 	s.m.bodyBytes.WithLabelValues(q.ep.name).Add(float64(len(b)))
-	if err := s.auth.VerifyBody(r, b); err != nil {
+	if err := s.auth.Load().VerifyBody(r, b); err != nil {
 		var ae *auth.Error
 		if errors.As(err, &ae) {
 			q.refuse(ae.Status, ae.Reason, errorBody{Error: ae.Msg})

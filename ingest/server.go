@@ -60,7 +60,8 @@ type Server struct {
 	log     *slog.Logger
 	topics  raw.Topics
 	kafka   topic.Config
-	auth    *auth.Authenticator
+	auth    atomic.Pointer[auth.Authenticator] // swapped by ReloadAuth
+	getenv  func(string) string
 	m       *metrics
 	prod    producer
 	parts   partitionCounter
@@ -117,7 +118,8 @@ func newServer(cfg Config, set Settings, prod producer, parts partitionCounter) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, topics: set.Topics, kafka: set.Kafka, auth: a, m: m, prod: prod, parts: parts, now: time.Now}
+	s := &Server{cfg: cfg, log: log, topics: set.Topics, kafka: set.Kafka, getenv: getenv, m: m, prod: prod, parts: parts, now: time.Now}
+	s.auth.Store(a)
 	if s.topics.Prefix == "" {
 		s.topics = raw.DefaultTopics
 	}
@@ -412,4 +414,24 @@ func contentType(h string) (ndjson bool, ok bool) {
 		return true, true
 	}
 	return false, false
+}
+
+// ReloadAuth replaces the credentials ingest accepts (bearer tokens, HMAC
+// secrets, query_token) while it runs: a request already authorized
+// finishes under the old set, every later one is checked against the new
+// one, and no request is refused for the swap. This is how tokens rotate
+// without downtime: add the new token, reload, move the senders over,
+// remove the old one, reload. On error the current set stays in force.
+// Tokens given by env are read again from this process's environment,
+// which does not change; use sha256 or file entries to rotate in place.
+func (s *Server) ReloadAuth(c auth.Config) error {
+	if err := c.Validate("ingest.auth"); err != nil {
+		return err
+	}
+	a, err := auth.New(c, s.getenv)
+	if err != nil {
+		return err
+	}
+	s.auth.Store(a)
+	return nil
 }

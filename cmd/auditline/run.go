@@ -41,6 +41,10 @@ type settings struct {
 	// Handle mounts the ops endpoints (/metrics, /healthz, /readyz) on a stage's
 	// own HTTP mux, so that ingest and dashboard serve them on their port too.
 	Handle func(mux *http.ServeMux)
+	// Reload reads the configuration again (file + environment, validated),
+	// for stages that apply part of it while running (ingest: credentials on
+	// SIGHUP). Nil when there is nothing to reload from.
+	Reload func() (*Config, error)
 }
 
 type builder func(cfg *Config, set settings) (stage, error)
@@ -75,14 +79,21 @@ func stageCommand(names ...string) func(ctx context.Context, args []string) erro
 			}
 			return errUsage
 		}
-		cfg, err := loadConfig(*configPath)
+		load := func() (*Config, error) {
+			cfg, err := loadConfig(*configPath)
+			if err != nil {
+				return nil, err
+			}
+			if err := cfg.validate(names...); err != nil {
+				return nil, fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			return cfg, nil
+		}
+		cfg, err := load()
 		if err != nil {
 			return err
 		}
-		if err := cfg.validate(names...); err != nil {
-			return fmt.Errorf("invalid configuration:\n%w", err)
-		}
-		return runStages(ctx, cfg, names)
+		return runStages(ctx, cfg, names, load)
 	}
 }
 
@@ -98,7 +109,7 @@ func newLogger(cfg *Config) *slog.Logger {
 // runStages builds every named stage (all before any starts, so a bad config
 // never leaves half a pipeline running), starts them downstream-first, and on
 // ctx's end or the first failure stops them upstream-first.
-func runStages(ctx context.Context, cfg *Config, names []string) error {
+func runStages(ctx context.Context, cfg *Config, names []string, reload func() (*Config, error)) error {
 	log := newLogger(cfg)
 	slog.SetDefault(log)
 	reg := prometheus.NewRegistry()
@@ -122,7 +133,7 @@ func runStages(ctx context.Context, cfg *Config, names []string) error {
 		}
 		return nil
 	})
-	set := settings{Registry: reg, Handle: ops.mount}
+	set := settings{Registry: reg, Handle: ops.mount, Reload: reload}
 	bs := builders()
 	for _, n := range stageOrder {
 		if !want[n] {

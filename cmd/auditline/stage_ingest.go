@@ -6,7 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/auditline/auditline/ingest"
 	"github.com/auditline/auditline/ingest/loadgen"
@@ -15,13 +18,51 @@ import (
 // newIngestStage builds the webhook receiver; its /metrics, /healthz and
 // /readyz are served on the ingest listener too.
 func newIngestStage(cfg *Config, set settings) (stage, error) {
-	return ingest.New(cfg.Ingest, ingest.Settings{
+	s, err := ingest.New(cfg.Ingest, ingest.Settings{
 		Logger:   set.Logger,
 		Registry: set.Registry,
 		Topics:   cfg.topics(),
 		Kafka:    cfg.Kafka,
 		Mount:    set.Handle,
 	})
+	if err != nil || set.Reload == nil {
+		return s, err
+	}
+	return &reloadingIngest{Server: s, reload: set.Reload, log: set.Logger}, nil
+}
+
+// reloadingIngest applies ingest.auth from the configuration again on each
+// SIGHUP, so tokens and HMAC secrets rotate without a restart (the
+// listener, Kafka and every other setting stay as they started).
+type reloadingIngest struct {
+	*ingest.Server
+	reload func() (*Config, error)
+	log    *slog.Logger
+}
+
+func (r *reloadingIngest) Run(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				cfg, err := r.reload()
+				if err == nil {
+					err = r.ReloadAuth(cfg.Ingest.Auth)
+				}
+				if err != nil {
+					r.log.Error("SIGHUP: credentials not reloaded; the current ones stay in force", "err", err)
+					continue
+				}
+				r.log.Info("SIGHUP: credentials reloaded", "tokens", len(cfg.Ingest.Auth.Tokens))
+			}
+		}
+	}()
+	return r.Server.Run(ctx)
 }
 
 // runLoadgen sends realistic LiteLLM traffic to ingest and prints a summary.
