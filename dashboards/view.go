@@ -73,9 +73,19 @@ func text(q url.Values, key string) (string, error) {
 	return v, nil
 }
 
+var (
+	minTime = time.Unix(0, 0).UTC()
+	maxTime = time.Date(2106, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 func parseTime(key, s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			// ClickHouse's DateTime holds 1970-01-01 … 2106-02-07; outside
+			// it a filter means nothing (and year 1 is Go's zero time).
+			if t.Before(minTime) || !t.Before(maxTime) {
+				return time.Time{}, bad("parameter %s: %q is outside 1970-01-01 … 2105-12-31", key, s)
+			}
 			return t.UTC(), nil
 		}
 	}
