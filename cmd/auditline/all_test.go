@@ -37,10 +37,7 @@ func TestAllVerticalSlice(t *testing.T) {
 	s3 := testenv.S3(t)
 	name := testenv.Name(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "auditline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	run := func(stdin string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
@@ -110,7 +107,7 @@ dashboard:
 		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+name+"`")
 		conn.Close()
 	})
-	logf := startAll(t, bin, config, dir)
+	logf := startProc(t, bin, dir, "all", config).logf
 	ingest := fmt.Sprintf("http://127.0.0.1:%d", ingestPort)
 	waitFor(t, logf, "ingest and dashboard ready", time.Minute, func() error {
 		for _, u := range []string{ingest + "/readyz", fmt.Sprintf("http://127.0.0.1:%d/readyz", dashPort)} {
@@ -240,44 +237,63 @@ func sliceEnv() []string {
 	return append(os.Environ(), "AUDITLINE_KAFKA=", "AUDITLINE_CLICKHOUSE=", "AUDITLINE_S3=", "AUDITLINE_S3_BUCKET=", "AUDITLINE_CONFIG=")
 }
 
-// startAll starts `auditline all` and stops it with SIGTERM when the test
-// ends, checking that it exits cleanly. It returns the log file.
-func startAll(t *testing.T, bin, config, dir string) string {
+// buildBinary compiles this command into dir.
+func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
-	logf := filepath.Join(dir, "all.log")
-	f, err := os.Create(logf)
+	bin := filepath.Join(dir, "auditline")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// proc is an auditline subcommand running for one test.
+type proc struct {
+	cmd    *exec.Cmd
+	logf   string
+	exited chan struct{} // closed once it has exited; err is then set
+	err    error
+}
+
+// startProc starts `auditline <subcommand> --config config` with its output
+// in dir/<subcommand>.log, and when the test ends stops it with SIGTERM,
+// requiring a clean exit within 45 s, and logs the tail of its output if
+// the test failed.
+func startProc(t *testing.T, bin, dir, subcommand, config string) *proc {
+	t.Helper()
+	p := &proc{logf: filepath.Join(dir, subcommand+".log"), exited: make(chan struct{})}
+	f, err := os.Create(p.logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "all", "--config", config)
-	cmd.Env = sliceEnv()
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
+	p.cmd = exec.Command(bin, subcommand, "--config", config)
+	p.cmd.Env = sliceEnv()
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); f.Close() }()
+	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("auditline all did not stop cleanly: %v", err)
+		case <-p.exited:
+			if p.err != nil {
+				t.Errorf("auditline %s did not stop cleanly: %v", subcommand, p.err)
 			}
 		case <-time.After(45 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("auditline all did not stop within 45 s of SIGTERM")
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			t.Errorf("auditline %s did not stop within 45 s of SIGTERM", subcommand)
 		}
 		if t.Failed() {
-			b, _ := os.ReadFile(logf)
+			b, _ := os.ReadFile(p.logf)
 			if len(b) > 6000 {
 				b = b[len(b)-6000:]
 			}
-			t.Logf("auditline all log:\n%s", b)
+			t.Logf("auditline %s log:\n%s", subcommand, b)
 		}
 	})
-	return logf
+	return p
 }
 
 // waitFor polls check until it returns nil, failing after timeout with the

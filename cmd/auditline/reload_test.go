@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,10 +21,7 @@ import (
 func TestIngestSIGHUPRotatesTokens(t *testing.T) {
 	kafka := testenv.Kafka(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "auditline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t, dir)
 	const oldTok, newTok = "sighup-old-token", "sighup-new-token"
 	port := testenv.FreePort(t)
 	config := filepath.Join(dir, "auditline.yaml")
@@ -42,31 +38,8 @@ func TestIngestSIGHUPRotatesTokens(t *testing.T) {
 		}
 	}
 	write(oldTok)
-	logf := filepath.Join(dir, "ingest.log")
-	f, err := os.Create(logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "ingest", "--config", config)
-	cmd.Env = sliceEnv()
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); f.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf)
-			t.Logf("auditline ingest log:\n%s", b)
-		}
-	})
+	ingest := startProc(t, bin, dir, "ingest", config)
+	cmd, logf := ingest.cmd, ingest.logf
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	body, err := os.ReadFile("../../ingest/testdata/examples/01_success_plain_openai.json")
 	if err != nil {
@@ -141,8 +114,8 @@ func TestIngestSIGHUPRotatesTokens(t *testing.T) {
 		t.Fatalf("after a refused reload: %d", c)
 	}
 	select {
-	case err := <-done:
-		t.Fatalf("auditline ingest exited: %v", err)
+	case <-ingest.exited:
+		t.Fatalf("auditline ingest exited: %v", ingest.err)
 	default:
 	}
 }
