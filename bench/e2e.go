@@ -5,29 +5,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/auditline/auditline/ingest/auth"
 	"github.com/auditline/auditline/ingest/loadgen"
+	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/stacktest"
 	"github.com/auditline/auditline/sinks/archive/bucket"
 	"github.com/auditline/auditline/sinks/archive/layout"
 	"github.com/auditline/auditline/sinks/archive/manifest"
+	"github.com/auditline/auditline/store"
 )
 
 const benchToken = "bench-litellm-token"
@@ -35,155 +32,71 @@ const benchToken = "bench-litellm-token"
 // proc is one running auditline stage process.
 type proc struct {
 	stage string
-	cmd   *exec.Cmd
-	done  chan error
-	logf  *os.File
+	p     *stacktest.Proc
 	hwmKB int64
 	cpu   float64 // user+system CPU seconds
 }
 
-// pipeline is a set of auditline processes sharing one generated config with
-// a unique topic prefix, database, consumer groups and archive prefix.
+// pipeline is a set of auditline processes sharing one configuration with a
+// unique topic prefix, database, consumer groups and archive prefix (an
+// internal/stacktest Stack, run as a program rather than a test).
 type pipeline struct {
 	o          options
-	dir        string
 	name       string
 	db         string
 	partitions int
-	config     string
 	url        string
-	env        []string
 	procs      []*proc
+	prog       *stacktest.Program
+	st         *stacktest.Stack
 	bk         *bucket.Bucket
 	lay        layout.Layout
 	ch         driver.Conn
+	// config is the configuration file, written once: every process reads
+	// it, and rewriting it for each start (os.WriteFile truncates first)
+	// let a process starting on a busy machine read it half-written.
+	config string
 }
 
-func s3Config() bucket.Config {
-	u, err := url.Parse(os.Getenv("AUDITLINE_S3"))
-	if err != nil || u.User == nil {
-		panic(fmt.Sprintf("AUDITLINE_S3 must look like http://ACCESS:SECRET@host:port: %v", err))
-	}
-	secret, _ := u.User.Password()
-	return bucket.Config{Endpoint: u.Host, Secure: u.Scheme == "https", Region: "us-east-1", AccessKey: u.User.Username(),
-		SecretKey: secret, Bucket: os.Getenv("AUDITLINE_S3_BUCKET")}
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func newPipeline(o options, name string, partitions int) (*pipeline, error) {
+	p := &pipeline{o: o, name: name, db: name, partitions: partitions, prog: &stacktest.Program{}}
+	err := p.prog.Try(func(t stacktest.TB) {
+		p.st = stacktest.New(t, o.servers, name)
+		c := &p.st.Config
+		c.Kafka.Partitions = partitions
+		c.Log.Level = "warn"
+		c.Ingest.Auth.Tokens = []auth.Token{{Name: "bench", SHA256: auth.Hash(benchToken),
+			Scopes: []auth.Scope{auth.ScopeLiteLLM, auth.ScopeAlerts, auth.ScopeAudit, auth.ScopeGateway}}}
+		c.Enrich.TickInterval = 200 * time.Millisecond
+		c.Archive.Prefix = "bench/" + name + "/"
+		c.Archive.Checkpoint.Interval = 10 * time.Second
+		p.st.Migrate()
+		p.ch, p.bk = p.st.ClickHouse(), p.st.Bucket()
+		p.url, p.lay = p.st.IngestURL(), layout.New(c.Archive.Prefix)
+		p.config = p.st.ConfigFile()
+	})
 	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func newPipeline(o options, tmp, name string, partitions int) (*pipeline, error) {
-	dir := filepath.Join(tmp, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	s3 := s3Config()
-	port := freePort()
-	key := filepath.Join(dir, "archive-key.pem")
-	kafka := strings.Split(os.Getenv("AUDITLINE_KAFKA"), ",")
-	chAddr := os.Getenv("AUDITLINE_CLICKHOUSE")
-	prefix := "bench/" + name + "/"
-	cfg := fmt.Sprintf(`kafka:
-  brokers: [%s]
-  partitions: %d
-topic_prefix: %s.
-log:
-  level: warn
-ops:
-  listen: ""
-ingest:
-  listen: 127.0.0.1:%d
-  auth:
-    tokens:
-      - {name: bench, env: BENCH_LITELLM_TOKEN, scopes: [litellm, alerts, audit, gateway]}
-enrich:
-  group: %s-enrich
-  tick_interval: 200ms
-store:
-  clickhouse:
-    addr: [%s]
-    database: %s
-  group: %s-store
-  linger: 200ms
-archive:
-  s3: {endpoint: %q, secure: %v, access_key: %q, secret_key: %q, bucket: %q}
-  group: %s-archive
-  prefix: %s
-  signing_key_file: %s
-  retention: {mode: GOVERNANCE, period: 1m}
-  batch: {max_age: 2s}
-  checkpoint: {interval: 10s}
-`, strings.Join(kafka, ", "), partitions, name, port, name, chAddr, name, name,
-		s3.Endpoint, s3.Secure, s3.AccessKey, s3.SecretKey, s3.Bucket, name, prefix, key)
-	p := &pipeline{o: o, dir: dir, name: name, db: name, partitions: partitions, config: filepath.Join(dir, "auditline.yaml"),
-		url: fmt.Sprintf("http://127.0.0.1:%d", port), lay: layout.New(prefix)}
-	if err := os.WriteFile(p.config, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	p.env = append(os.Environ(), "BENCH_LITELLM_TOKEN="+benchToken,
-		// The shared-stack short forms would override this config's addresses.
-		"AUDITLINE_KAFKA=", "AUDITLINE_CLICKHOUSE=", "AUDITLINE_S3=", "AUDITLINE_CONFIG=")
-	if err := p.exec("keys", "generate", "--out", key); err != nil {
-		return nil, err
-	}
-	if err := p.exec("migrate", "--config", p.config); err != nil {
-		return nil, err
-	}
-	var err error
-	if p.bk, err = bucket.New(s3); err != nil {
-		return nil, err
-	}
-	if p.ch, err = clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}}); err != nil {
+		_ = p.prog.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *pipeline) exec(args ...string) error {
-	cmd := exec.Command(p.o.bin, args...)
-	cmd.Env = p.env
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("auditline %s: %v\n%s", strings.Join(args, " "), err, b)
-	}
-	return nil
-}
-
-// start starts one process of stage; instance numbers the log file.
+// start starts one process of stage; instance numbers its log.
 func (p *pipeline) start(stage string, instance int) error {
-	logf, err := os.Create(filepath.Join(p.dir, fmt.Sprintf("%s-%d.log", stage, instance)))
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(p.o.bin, stage, "--config", p.config)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	pr := &proc{stage: stage, cmd: cmd, done: make(chan error, 1), logf: logf}
-	go func() { pr.done <- cmd.Wait() }()
-	p.procs = append(p.procs, pr)
-	return nil
+	return p.prog.Try(func(t stacktest.TB) {
+		pr := p.st.AuditlineProc(fmt.Sprintf("%s-%d", stage, instance), stage, "--config", p.config)
+		pr.StopTimeout = 30 * time.Second
+		pr.Start()
+		p.procs = append(p.procs, &proc{stage: stage, p: pr})
+	})
 }
 
 // alive reports the first process that has exited, with its log's tail.
 func (p *pipeline) alive() error {
 	for _, pr := range p.procs {
-		select {
-		case err := <-pr.done:
-			pr.done <- err
-			b, _ := os.ReadFile(pr.logf.Name())
-			if len(b) > 2000 {
-				b = b[len(b)-2000:]
-			}
-			return fmt.Errorf("auditline %s exited: %v\n%s", pr.stage, err, b)
-		default:
+		if died, err := pr.p.Died(); died {
+			return fmt.Errorf("auditline %s exited: %v\n%s", pr.stage, err, stacktest.Tail(pr.p.Log(), 2000))
 		}
 	}
 	return nil
@@ -195,13 +108,9 @@ func (p *pipeline) waitReady() error {
 		if err := p.alive(); err != nil {
 			return err
 		}
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				time.Sleep(2 * time.Second) // let the consumers join their groups
-				return p.alive()
-			}
+		if stacktest.Ready(nil, p.url) == nil {
+			time.Sleep(2 * time.Second) // let the consumers join their groups
+			return p.alive()
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -214,18 +123,10 @@ var hwmRE = regexp.MustCompile(`(?m)^VmHWM:\s*(\d+) kB`)
 // time it used so far.
 func (p *pipeline) readHWM() {
 	for _, pr := range p.procs {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pr.cmd.Process.Pid)); err == nil {
-			// Fields after the command name (which may hold spaces): utime is the 14th field, stime the 15th.
-			if i := strings.LastIndexByte(string(b), ')'); i > 0 {
-				f := strings.Fields(string(b[i+1:]))
-				if len(f) > 12 {
-					ut, _ := strconv.ParseFloat(f[11], 64)
-					st, _ := strconv.ParseFloat(f[12], 64)
-					pr.cpu = (ut + st) / 100 // USER_HZ
-				}
-			}
+		if v, ok := procCPU(pr.p.Pid()); ok {
+			pr.cpu = v
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pr.cmd.Process.Pid))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pr.p.Pid()))
 		if err != nil {
 			continue
 		}
@@ -238,43 +139,12 @@ func (p *pipeline) readHWM() {
 // stop stops every process (SIGTERM, then SIGKILL) and drops what the run
 // made, except the archive's objects (Object Lock keeps them a minute).
 func (p *pipeline) stop() {
-	for _, pr := range p.procs {
-		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, pr := range p.procs {
-		select {
-		case <-pr.done:
-		case <-time.After(30 * time.Second):
-			_ = pr.cmd.Process.Kill()
-			<-pr.done
-		}
-		pr.logf.Close()
+	if err := p.prog.Close(); err != nil { // stops the processes, drops the database
+		logf("stopping %s: %v", p.name, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if p.ch != nil {
-		_ = p.ch.Exec(ctx, "DROP DATABASE IF EXISTS `"+p.db+"`")
-		p.ch.Close()
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("AUDITLINE_KAFKA"), ",")...))
-	if err != nil {
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	tds, err := adm.ListTopics(ctx)
-	if err != nil {
-		return
-	}
-	var del []string
-	for t := range tds {
-		if strings.HasPrefix(t, p.name+".") {
-			del = append(del, t)
-		}
-	}
-	if len(del) > 0 {
-		_, _ = adm.DeleteTopics(ctx, del...)
-	}
+	_, _ = stacktest.DeleteTopics(ctx, p.st.Config.Kafka, func(t string) bool { return strings.HasPrefix(t, p.name+".") })
 }
 
 // rss returns the largest peak RSS (MB) of each stage's processes.
@@ -282,6 +152,17 @@ func (p *pipeline) rss() map[string]float64 {
 	out := map[string]float64{}
 	for _, pr := range p.procs {
 		out[pr.stage] = max(out[pr.stage], float64(pr.hwmKB)/1024)
+	}
+	return out
+}
+
+// cpuNow reads the CPU seconds each stage's processes have used so far.
+func (p *pipeline) cpuNow() map[string]float64 {
+	out := map[string]float64{}
+	for _, pr := range p.procs {
+		if v, ok := procCPU(pr.p.Pid()); ok {
+			out[pr.stage] += v
+		}
 	}
 	return out
 }
@@ -312,11 +193,11 @@ type ingestLatency struct {
 	Duration time.Duration
 }
 
-func runIngestLatency(ctx context.Context, o options, tmp string) (res ingestLatency) {
+func runIngestLatency(ctx context.Context, o options) (res ingestLatency) {
 	res.Duration = o.duration
 	name := "benchingest" + strconv.FormatInt(time.Now().Unix()%1e6, 10)
 	logf("ingest latency: %s", name)
-	p, err := newPipeline(o, tmp, name, 4)
+	p, err := newPipeline(o, name, 4)
 	if err != nil {
 		res.Err = err.Error()
 		return
@@ -378,18 +259,29 @@ type e2eRun struct {
 	Unsealed  int
 	RSS       map[string]float64
 	CPU       map[string]float64 // CPU seconds per stage over both phases
-	Payloads  int                // accepted payloads over both phases
-	Wall      time.Duration      // from the first process start to the CPU reading
-	Err       string
+	// ServerCPU is the CPU seconds of each local server (kafka, clickhouse,
+	// minio) and of the harness itself ("harness": loadgen and the polls)
+	// over the same span. The servers are shared: on a busy machine other
+	// users' work is counted too.
+	ServerCPU map[string]float64
+	// FillCPU is the CPU seconds of each stage (and, as "kafka",
+	// "clickhouse", "minio", "harness", of the servers and the harness)
+	// from the fill's first send until its last record was queryable: the
+	// pipeline working flat out, without the idle waits of the rest of the
+	// run, over Fill.Accepted payloads.
+	FillCPU  map[string]float64
+	Payloads int           // accepted payloads over both phases
+	Wall     time.Duration // from the first process start to the CPU reading
+	Err      string
 }
 
 const targetRate = 10000
 
-func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
+func runE2E(ctx context.Context, o options, n int) (res e2eRun) {
 	res.Partitions = n
 	name := fmt.Sprintf("benchp%d%d", n, time.Now().Unix()%1e6)
 	logf("end to end, %d partition(s): %s", n, name)
-	p, err := newPipeline(o, tmp, name, n)
+	p, err := newPipeline(o, name, n)
 	if err != nil {
 		res.Err = err.Error()
 		return
@@ -401,23 +293,29 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 		return res
 	}
 	t0 := time.Now()
+	meter := newCPUMeter()
 	if err := p.start("ingest", 0); err != nil {
 		return fail(err)
 	}
 	if err := p.waitReady(); err != nil { // ingest creates the topics
 		return fail(err)
 	}
-	for i := range n {
-		for _, st := range []string{"enrich", "store", "archive"} {
-			if err := p.start(st, i); err != nil {
-				return fail(err)
+	startConsumers := func() error {
+		for i := range n {
+			for _, st := range []string{"enrich", "store", "archive"} {
+				if err := p.start(st, i); err != nil {
+					return err
+				}
 			}
 		}
+		return p.waitReady()
 	}
-	if err := p.waitReady(); err != nil {
-		return fail(err)
+	if !o.backlog {
+		if err := startConsumers(); err != nil {
+			return fail(err)
+		}
+		time.Sleep(3 * time.Second) // group joins and partition assignment
 	}
-	time.Sleep(3 * time.Second) // group joins and partition assignment
 
 	// Throughput: send as fast as ingest answers, then time until every
 	// record is queryable.
@@ -436,7 +334,7 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 		defer close(countDone)
 		for countCtx.Err() == nil {
 			var got uint64
-			if p.ch.QueryRow(countCtx, "SELECT uniqExact(request_key) FROM `"+p.db+"`.decision_records").Scan(&got) == nil {
+			if p.ch.QueryRow(countCtx, "SELECT uniqExact(request_key) FROM `"+p.db+"`."+store.TableDecisions).Scan(&got) == nil {
 				curve = append(curve, point{time.Now(), got})
 			}
 			select {
@@ -445,7 +343,28 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 			}
 		}
 	}()
+	fillStage, fillMeter := p.cpuNow(), newCPUMeter()
+	var perfWait []func()
+	if o.perfDir != "" {
+		for i, pr := range p.procs {
+			f := filepath.Join(o.perfDir, fmt.Sprintf("%s-p%d-%d.data", pr.stage, n, i))
+			perfWait = append(perfWait, perfRecord(f, pr.p.Pid(), o.duration))
+		}
+	}
 	res.Fill, err = p.load(ctx, 0, o.duration, 1, nil)
+	for _, w := range perfWait {
+		w()
+	}
+	if o.backlog && err == nil {
+		// The whole fill waits in Kafka: the consumers start now and catch
+		// up (their CPU is counted from their start).
+		logf("  backlog of %d payloads; starting enrich, store and archive", res.Fill.Accepted)
+		if err = startConsumers(); err != nil {
+			stopCount()
+			<-countDone
+			return fail(err)
+		}
+	}
 	stopCount()
 	<-countDone
 	if err != nil {
@@ -471,7 +390,7 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 	moved := time.Now()
 	for {
 		var got uint64
-		if err := p.ch.QueryRow(ctx, "SELECT uniqExact(request_key) FROM `"+p.db+"`.decision_records").Scan(&got); err != nil {
+		if err := p.ch.QueryRow(ctx, "SELECT uniqExact(request_key) FROM `"+p.db+"`."+store.TableDecisions).Scan(&got); err != nil {
 			return fail(err)
 		}
 		curve = append(curve, point{time.Now(), got})
@@ -493,6 +412,10 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	res.Drain = time.Since(start)
+	res.FillCPU = fillMeter.used()
+	for k, v := range p.cpuNow() {
+		res.FillCPU[k] = v - fillStage[k]
+	}
 	if !res.Complete {
 		res.Drain -= 30 * time.Second
 	}
@@ -547,9 +470,10 @@ func runE2E(ctx context.Context, o options, tmp string, n int) (res e2eRun) {
 	p.readHWM()
 	res.RSS = p.rss()
 	res.CPU = p.cpu()
+	res.ServerCPU = meter.used()
 	res.Wall = time.Since(t0)
 	res.Payloads = res.Fill.Accepted + res.Paced.Accepted
-	logf("  peak RSS MB: %v; CPU s: %v", res.RSS, res.CPU)
+	logf("  peak RSS MB: %v; CPU s: %v; servers and harness CPU s: %v", res.RSS, res.CPU, res.ServerCPU)
 	if err := p.alive(); err != nil {
 		return fail(err)
 	}
@@ -613,7 +537,7 @@ func (t *tracker) poll(ctx context.Context) {
 		t.mu.Unlock()
 		if len(keys) > 0 {
 			q := "SELECT request_key, argMax(outcome, version), min(first_received_at_ms), min(kafka_partition), min(kafka_offset) FROM `" + t.p.db +
-				"`.decision_records WHERE request_key IN (" + strings.Join(keys, ",") + ") GROUP BY request_key"
+				"`." + store.TableDecisions + " WHERE request_key IN (" + strings.Join(keys, ",") + ") GROUP BY request_key"
 			rows, err := t.p.ch.Query(ctx, q)
 			now := time.Now()
 			if err == nil {
@@ -748,25 +672,12 @@ func cleanLeftovers(ctx context.Context) {
 		}
 		conn.Close()
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(os.Getenv("AUDITLINE_KAFKA"), ",")...))
-	if err != nil {
-		return
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	tds, err := adm.ListTopics(ctx)
-	if err != nil {
-		return
-	}
-	var del []string
-	for t := range tds {
-		if name, _, ok := strings.Cut(t, "."); ok && old(name) {
-			del = append(del, t)
-		}
-	}
-	if len(del) > 0 {
-		logf("deleting %d leftover topics", len(del))
-		_, _ = adm.DeleteTopics(ctx, del...)
+	kafka := topic.Config{Brokers: strings.Split(os.Getenv("AUDITLINE_KAFKA"), ",")}
+	if n, _ := stacktest.DeleteTopics(ctx, kafka, func(t string) bool {
+		name, _, ok := strings.Cut(t, ".")
+		return ok && old(name)
+	}); n > 0 {
+		logf("deleted %d leftover topics", n)
 	}
 }
 

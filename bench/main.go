@@ -20,11 +20,11 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/auditline/auditline/internal/stacktest"
 )
 
 type options struct {
@@ -34,7 +34,10 @@ type options struct {
 	stages     bool
 	e2e        bool
 	duration   time.Duration
-	bin        string
+	servers    stacktest.Servers // the shared local stack
+	ingestLat  bool
+	perfDir    string
+	backlog    bool
 }
 
 func main() {
@@ -46,6 +49,9 @@ func main() {
 	flag.BoolVar(&o.stages, "stages", true, "run the per-stage go test benchmarks")
 	flag.BoolVar(&o.e2e, "e2e", true, "run the end-to-end pipeline runs")
 	flag.DurationVar(&o.duration, "duration", 0, "send time of each load phase (default 30s, 4s with --quick)")
+	flag.BoolVar(&o.ingestLat, "ingest-latency", true, "run ingest alone at its maximum, 50 % and 90 % rate before the end-to-end runs")
+	flag.StringVar(&o.perfDir, "perf", "", "record a CPU profile of every stage process with perf(1) during each end-to-end fill, into this directory (<stage>-p<partitions>.data; read with 'perf report -i')")
+	flag.BoolVar(&o.backlog, "backlog", false, "end to end: start enrich, store and archive only after the fill, so they catch up on a backlog — the worst case for their memory bounds, and a throughput figure loadgen does not share the cores with")
 	flag.Parse()
 	for _, p := range strings.Split(parts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
@@ -60,20 +66,18 @@ func main() {
 			o.duration = 4 * time.Second
 		}
 	}
-	for _, v := range []string{"AUDITLINE_KAFKA", "AUDITLINE_CLICKHOUSE", "AUDITLINE_S3", "AUDITLINE_S3_BUCKET"} {
-		if os.Getenv(v) == "" {
-			log.Fatalf("%s is not set: run deploy/local/start.sh all && source .data/env (or use scripts/bench.sh)", v)
-		}
+	var err error
+	if o.servers, err = stacktest.ServersFromEnv(); err != nil {
+		log.Fatalf("%v (or use scripts/bench.sh)", err)
 	}
-	root, err := repoRoot()
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.Chdir(root); err != nil {
+	if err := os.Chdir(stacktest.RepoRoot()); err != nil {
 		log.Fatal(err)
 	}
 	ctx := context.Background()
-	rep := &report{opts: o, start: time.Now()}
+	rep := &report{opts: o, start: time.Now(), kept: previousKept(o.out)}
+	for _, k := range rep.kept {
+		logf("keeping block %q of the previous report", k.Name)
+	}
 	rep.machine = machineInfo(ctx)
 	logf("machine: %s", rep.machine.summary())
 
@@ -81,21 +85,23 @@ func main() {
 		rep.stages = runStages(ctx, o)
 	}
 	if o.e2e {
-		tmp, err := os.MkdirTemp("", "auditline-bench-")
-		if err != nil {
+		// Build the binary before anything is timed (stacktest reuses it).
+		if err := (&stacktest.Program{}).RunProgram(func(t stacktest.TB) { stacktest.Binary(t) }); err != nil {
 			log.Fatal(err)
-		}
-		defer os.RemoveAll(tmp)
-		o.bin = filepath.Join(tmp, "auditline")
-		if b, err := exec.Command("go", "build", "-o", o.bin, "./cmd/auditline").CombinedOutput(); err != nil {
-			log.Fatalf("go build ./cmd/auditline: %v\n%s", err, b)
 		}
 		cleanLeftovers(ctx)
 		rep.genRate = generatorRate(3 * time.Second)
 		logf("loadgen generator alone: %.0f payloads/s on one core", rep.genRate)
-		rep.ingestLat = runIngestLatency(ctx, o, tmp)
+		if o.ingestLat {
+			rep.ingestLat = runIngestLatency(ctx, o)
+		}
+		if o.perfDir != "" {
+			if err := os.MkdirAll(o.perfDir, 0o755); err != nil {
+				log.Fatal(err)
+			}
+		}
 		for _, p := range o.partitions {
-			rep.e2e = append(rep.e2e, runE2E(ctx, o, tmp, p))
+			rep.e2e = append(rep.e2e, runE2E(ctx, o, p))
 		}
 	}
 	rep.end = time.Now()
@@ -108,14 +114,17 @@ func main() {
 	logf("wrote %s (%s)", o.out, rep.end.Sub(rep.start).Round(time.Second))
 }
 
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+// previousKept reads the kept blocks (bench/kept.go) of the report being
+// replaced: out when it exists, else the repository's BENCHMARKS.md (so a
+// report written elsewhere shows them too).
+func previousKept(out string) []keptBlock {
+	b, err := os.ReadFile(out)
+	if err != nil {
+		b, _ = os.ReadFile("BENCHMARKS.md")
+	}
+	return keptBlocks(string(b))
 }
 
-func repoRoot() (string, error) {
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Dir(strings.TrimSpace(string(b))), nil
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }

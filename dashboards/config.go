@@ -119,5 +119,10 @@ func (c *Config) Validate() error {
 	if c.MaxRange < c.DefaultRange {
 		add("max_range: must be at least default_range")
 	}
+	if c.Auth.Login.HashWait > maxHashWait {
+		// A login waiting longer would outlive the server's write timeout:
+		// the browser would get a broken connection instead of 503.
+		add("auth.login.hash_wait: %s, want at most %s (the dashboard answers within its %s write timeout)", c.Auth.Login.HashWait, maxHashWait, writeTimeout)
+	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package dashboards
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditline/auditline/dashboards/auth"
 )
@@ -22,11 +23,13 @@ func TestConfigValidate(t *testing.T) {
 			c.ClickHouse.Table, c.ClickHouse.Timeout = "x; DROP", 0
 			c.Ingest.URL, c.Ingest.Timeout, c.Ingest.TokenFile = "ftp://x", 0, "/nonexistent/token"
 			c.DefaultRange, c.MaxRange = 0, -1
+			c.Auth.Login.HashWait = 10 * time.Minute
 		}, []string{
 			"dashboard.listen:", "dashboard.tls: set both", "dashboard.cookie_secure: \"sometimes\"",
 			"dashboard.clickhouse.table: \"x; DROP\" is not a plain identifier", "dashboard.clickhouse.timeout: must be positive",
 			"dashboard.ingest.url: \"ftp://x\"", "dashboard.ingest.token_file:", "dashboard.ingest.timeout: must be positive",
 			"dashboard.default_range: must be positive", "dashboard.max_range:",
+			"dashboard.auth.login.hash_wait: 10m0s, want at most 30s",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

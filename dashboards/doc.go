@@ -24,6 +24,16 @@
 //     SVG, package chart) are embedded; pages need no JavaScript and no
 //     network beyond the dashboard.
 //
+// Layout, for adding a page, a filter or an export: a page is a handler in
+// pages.go (parse the URL's view, run the page's reads, build its model,
+// render), a view model built by a pure function in models.go from what
+// the reads returned, and a template in web/templates; posted forms are
+// parsed, and turned into oversight events, by pure functions in forms.go.
+// A URL filter is one entry in urlFilters (view.go) plus its field in view
+// and query.Filter: parsing, links and the chip that removes it follow.
+// Models hold chart specs (drawn by the template), so an export can reuse a
+// page's model and its numbers are tested without parsing SVG.
+//
 // Why server-rendered HTML: a compliance dashboard is read more than it is
 // played with; HTML with SVG prints, links, bookmarks and works under a CSP
 // with no script at all, and there is no client bundle to keep patched.

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditline/auditline/dashboards/auth"
+	"github.com/auditline/auditline/internal/httpstatus"
 )
 
 type metrics struct {
@@ -18,6 +19,12 @@ type metrics struct {
 	logins   *prometheus.CounterVec   // result
 	posts    *prometheus.CounterVec   // kind, result
 	denied   *prometheus.CounterVec   // reason
+	// throttled counts login attempts refused before a password check.
+	throttled *prometheus.CounterVec // reason: per_ip, global, backoff, busy
+	// access counts access events by action and result (queued, refused);
+	// accessPosted and accessLost count what ingest took or refused for good.
+	access                   *prometheus.CounterVec
+	accessPosted, accessLost prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, sessions *auth.Sessions) (*metrics, error) {
@@ -29,9 +36,16 @@ func newMetrics(reg prometheus.Registerer, sessions *auth.Sessions) (*metrics, e
 		logins:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_dashboard_logins_total", Help: "Login attempts by result (ok, bad_credentials, throttled, sso)."}, []string{"result"}),
 		posts:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_dashboard_oversight_posts_total", Help: "Oversight events posted to ingest by kind and result."}, []string{"kind", "result"}),
 		denied:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_dashboard_denied_total", Help: "Requests refused by reason (csrf, role, tenant)."}, []string{"reason"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_dashboard_login_throttled_total",
+			Help: "Login attempts refused before any password check, by reason (per_ip, global, backoff, busy)."}, []string{"reason"}),
+		access: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_dashboard_access_events_total",
+			Help: "Access events (who looked at what) by action and result: queued for ingest, or refused because the queue was full (the read was refused too)."}, []string{"action", "result"}),
+		accessPosted: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_dashboard_access_events_posted_total", Help: "Access events ingest acknowledged."}),
+		accessLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_dashboard_access_events_lost_total",
+			Help: "Access events ingest refused for good or that were still queued when the shutdown drain ended (should stay 0)."}),
 	}
 	sess := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditline_dashboard_sessions", Help: "Sessions held in memory."}, func() float64 { return float64(sessions.Len()) })
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.queries, m.logins, m.posts, m.denied, sess} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.queries, m.logins, m.posts, m.denied, m.throttled, m.access, m.accessPosted, m.accessLost, sess} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dashboards: register metrics: %w", err)
 		}
@@ -39,40 +53,22 @@ func newMetrics(reg prometheus.Registerer, sessions *auth.Sessions) (*metrics, e
 	return m, nil
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // instrument counts requests by the mux pattern that served them (never by
 // raw path: record ids would explode the label set).
 func (m *metrics) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httpstatus.New(w)
 		next.ServeHTTP(sw, r)
 		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
-		if sw.code == 0 {
-			sw.code = http.StatusOK
+		code := sw.Code()
+		if code == 0 {
+			code = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
 }

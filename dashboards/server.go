@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/auditline/auditline/dashboards/auth"
 	"github.com/auditline/auditline/dashboards/oversight"
 	"github.com/auditline/auditline/dashboards/query"
+	"github.com/auditline/auditline/ingest/topic"
 )
 
 //go:embed web
@@ -76,13 +78,26 @@ type Sources struct {
 	Events   EventPoster
 	Prover   Prover // optional: nil shows the CLI command instead
 	Pinger   Pinger // optional
+	// Access receives the access log (logins, record views, proof
+	// downloads, exports). Optional in tests; production wires ingest's
+	// /v1/access.
+	Access AccessPoster
+	// Analyst answers dropdowns, totals, exports, usage, review throughput
+	// and the access log (analyst.go). Optional.
+	Analyst AnalystReader
 }
 
-// Settings are handed in by the command.
+// Settings are handed in by the caller besides the configuration.
 type Settings struct {
+	// Sources are what the dashboards read and post to (ClickHouse, the
+	// archive, ingest's oversight endpoint); tests hand in fakes.
+	Sources  Sources
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // metrics are registered here
-	// Handle mounts /metrics, /healthz and /readyz on the dashboard's mux.
+	// Handle, when set, mounts extra handlers on the dashboard's mux instead
+	// of its own /healthz and /readyz. Leave it nil in production: /metrics
+	// belongs on the operations listener (ops.listen), never on the UI
+	// listener, which faces browsers.
 	Handle func(mux *http.ServeMux)
 	// Now is the clock (tests fix it); nil is time.Now.
 	Now func() time.Time
@@ -100,10 +115,17 @@ type Server struct {
 	m        *metrics
 	now      func() time.Time
 	handler  http.Handler
+	// accessLog posts who looked at what (accesslog.go); nil without
+	// Sources.Access.
+	accessLog *accessLog
+	opts      optionsCache // dropdown values per scope (analyst.go)
 }
 
-// New builds a server; cfg must be valid.
-func New(cfg Config, set Settings, src Sources) (*Server, error) {
+// New builds a server; cfg must be valid. It connects nothing itself (its
+// Sources may, when asked). The dashboards read no Kafka: shared is taken for
+// the one constructor shape every stage has, New(cfg, shared, settings).
+func New(cfg Config, _ topic.Shared, set Settings) (*Server, error) {
+	src := set.Sources
 	if src.NearMiss == nil || src.Records == nil || src.Record == nil || src.Sampling == nil || src.Events == nil {
 		return nil, errors.New("dashboards: sources incomplete")
 	}
@@ -133,10 +155,15 @@ func New(cfg Config, set Settings, src Sources) (*Server, error) {
 	if s.m, err = newMetrics(reg, s.sessions); err != nil {
 		return nil, err
 	}
+	if src.Access != nil {
+		s.accessLog = startAccessLog(src.Access, s.log, s.m)
+	}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	if set.Handle != nil {
 		set.Handle(mux)
+	} else {
+		s.health(mux)
 	}
 	cop := http.NewCrossOriginProtection()
 	s.handler = s.m.instrument(headers(cop.Handler(mux)))
@@ -164,13 +191,20 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
+// writeTimeout bounds the answer to one request; maxHashWait keeps a login
+// waiting for a password-check slot well inside it.
+const (
+	writeTimeout = 60 * time.Second
+	maxHashWait  = 30 * time.Second
+)
+
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -192,6 +226,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("dashboard listening", "addr", ln.Addr().String(), "tls", tlsOn)
 	select {
 	case err := <-errc:
+		s.accessLog.close()
 		return fmt.Errorf("dashboard: %w", err)
 	case <-ctx.Done():
 	}
@@ -202,7 +237,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("dashboard: shutdown timed out; closed in-flight connections", "err", err)
 	}
 	<-errc
+	s.accessLog.close() // no more reads: post what they logged
 	return nil
+}
+
+// health mounts /healthz and /readyz for load balancers. /readyz says only
+// ready or not: why not goes to the log and to the operations listener's
+// /readyz, not to whoever can reach the UI.
+func (s *Server) health(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := s.Ready(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
 }
 
 // headers sets the security headers every response carries. The CSP allows

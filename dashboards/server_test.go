@@ -23,6 +23,7 @@ import (
 	"github.com/auditline/auditline/dashboards/oversight"
 	"github.com/auditline/auditline/dashboards/query"
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ingest/topic"
 )
 
 // fake is an in-memory source that honours tenant scoping like the real one.
@@ -144,8 +145,8 @@ func testServer(t *testing.T, mutate ...func(*Config)) (*httptest.Server, *fake)
 		f.records[id] = query.Detail{Decision: d, Partition: 3, Offset: 1234, Versions: []query.Version{{Version: 2}, {Version: 1}}}
 	}
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	srv, err := New(cfg, Settings{Registry: prometheus.NewRegistry(), Now: func() time.Time { return now }},
-		Sources{NearMiss: f, Records: f, Record: f, Sampling: f, Events: f, Prover: f})
+	srv, err := New(cfg, topic.Shared{}, Settings{Registry: prometheus.NewRegistry(), Now: func() time.Time { return now },
+		Sources: Sources{NearMiss: f, Records: f, Record: f, Sampling: f, Events: f, Prover: f}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,10 +475,10 @@ func TestMetricsAndHealth(t *testing.T) {
 	cfg.Auth.Users = []auth.UserConfig{{Name: "viv", PasswordHash: hash(t, "pw"), Role: "viewer", Tenants: []string{"acme"}}}
 	f := &fake{records: map[string]query.Detail{}}
 	mounted := false
-	srv, err := New(cfg, Settings{Registry: reg, Handle: func(mux *http.ServeMux) {
+	srv, err := New(cfg, topic.Shared{}, Settings{Registry: reg, Handle: func(mux *http.ServeMux) {
 		mounted = true
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
-	}}, Sources{NearMiss: f, Records: f, Record: f, Sampling: f, Events: f})
+	}, Sources: Sources{NearMiss: f, Records: f, Record: f, Sampling: f, Events: f}})
 	if err != nil {
 		t.Fatal(err)
 	}

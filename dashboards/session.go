@@ -2,19 +2,24 @@ package dashboards
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/auditline/auditline/dashboards/auth"
+	"github.com/auditline/auditline/dashboards/oversight"
 )
 
 const (
 	sessionCookie = "auditline_session"
-	loginCookie   = "auditline_login" // pre-login CSRF token (double submit)
+	loginCookie   = "auditline_login"  // the login form's signed token (double submit)
+	deviceCookie  = "auditline_device" // signed: this browser logged in as this user before (auth/login.go)
 )
 
 type ctxKey struct{}
@@ -25,7 +30,12 @@ func session(r *http.Request) *auth.Session {
 	return s
 }
 
-// secure reports whether cookies should be marked Secure for r.
+// secure reports whether cookies should be marked Secure (and get the
+// __Host- prefix) for r. Under "auto" that is every request except plain
+// HTTP to a loopback host: a session cookie set for a LAN or public name
+// over plain HTTP would travel in clear text, so there the browser gets a
+// Secure cookie it only returns over HTTPS (put TLS in front, or set
+// dashboard.tls).
 func (s *Server) secure(r *http.Request) bool {
 	switch s.cfg.CookieSecure {
 	case "always":
@@ -40,7 +50,21 @@ func (s *Server) secure(r *http.Request) bool {
 	if _, ok, _ := s.auth.Proxy(r); ok && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
 		return true
 	}
-	return false
+	return !loopbackHost(r.Host)
+}
+
+// loopbackHost reports whether a Host header names this machine's loopback
+// interface (localhost, 127.0.0.0/8, ::1).
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // cookieName uses the __Host- prefix when Secure: the browser then refuses the
@@ -92,6 +116,10 @@ func (s *Server) requireLogin(next http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 			s.m.logins.WithLabelValues("sso").Inc()
+			if !s.access(w, r, p, oversight.AccessEvent{Action: "login", Tenant: auth.AllTenants}) {
+				s.sessions.Delete(id)
+				return
+			}
 			s.setCookie(w, r, sessionCookie, id, 0)
 			sess = ns
 			if r.Method == http.MethodPost {
@@ -131,6 +159,22 @@ func (s *Server) requireRole(role auth.Role, next http.HandlerFunc) http.Handler
 	})
 }
 
+// loggable is a name someone typed, as the access log keeps it: at most 256
+// bytes of valid UTF-8, "(empty)" for nothing.
+func loggable(name string) string {
+	name = strings.ToValidUTF8(name, "?")
+	if len(name) > 256 {
+		name = name[:256]
+		for !utf8.ValidString(name) {
+			name = name[:len(name)-1]
+		}
+	}
+	if strings.TrimSpace(name) == "" {
+		return "(empty)"
+	}
+	return name
+}
+
 // safeNext keeps a post-login redirect on this site.
 func safeNext(next string) string {
 	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
@@ -160,12 +204,12 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, code int, user, msg string) {
-	tok, err := newToken()
+	tok, err := s.auth.LoginToken(s.auth.ClientAddr(r))
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "could not start a login")
 		return
 	}
-	s.setCookie(w, r, loginCookie, tok, 10*time.Minute)
+	s.setCookie(w, r, loginCookie, tok, s.cfg.Auth.Login.FormTTL)
 	s.render(w, r, code, "login", loginPage{basePage: basePage{Title: "Log in"}, Next: safeNext(r.FormValue("next")), Token: tok, Error: msg, User: user})
 }
 
@@ -175,26 +219,46 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "malformed form")
 		return
 	}
-	tok := s.cookie(r, loginCookie)
-	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(r.PostFormValue("csrf"))) != 1 {
+	client := s.auth.ClientAddr(r)
+	if err := s.auth.CheckLoginToken(r.PostFormValue("csrf"), s.cookie(r, loginCookie), client); err != nil {
 		s.m.denied.WithLabelValues("csrf").Inc()
-		s.renderLogin(w, r, http.StatusForbidden, "", "The login form expired; please try again.")
+		s.renderLogin(w, r, http.StatusForbidden, "", "The login form expired or was not issued to this browser; please try again.")
 		return
 	}
 	name := r.PostFormValue("user")
-	p, err := s.auth.Login(name, r.PostFormValue("password"))
+	if len(name) > 256 || len(r.PostFormValue("password")) > 1024 {
+		s.renderLogin(w, r, http.StatusBadRequest, "", "User name or password too long.")
+		return
+	}
+	p, device, err := s.auth.Login(r.Context(), auth.Attempt{Name: name, Password: r.PostFormValue("password"),
+		Client: client, Device: s.cookie(r, deviceCookie)})
+	var th *auth.ThrottledError
 	switch {
-	case errors.Is(err, auth.ErrThrottled):
+	case errors.As(err, &th):
 		s.m.logins.WithLabelValues("throttled").Inc()
-		s.log.Warn("login throttled", "user", name, "remote", r.RemoteAddr)
-		s.renderLogin(w, r, http.StatusTooManyRequests, name, err.Error())
+		s.m.throttled.WithLabelValues(th.Reason).Inc()
+		s.log.Warn("login throttled", "user", name, "remote", client.String(), "reason", th.Reason)
+		code := http.StatusTooManyRequests
+		if th.Reason == "busy" {
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((th.RetryAfter+time.Second-1)/time.Second))))
+		s.renderLogin(w, r, code, name, th.Error())
 		return
 	case err != nil:
 		s.m.logins.WithLabelValues("bad_credentials").Inc()
-		s.log.Info("login failed", "user", name, "remote", r.RemoteAddr)
+		s.log.Info("login failed", "user", name, "remote", client.String())
+		if !s.access(w, r, auth.Principal{}, oversight.AccessEvent{Action: "login_failed", Tenant: auth.AllTenants,
+			Actor: oversight.Actor{ID: loggable(name), Via: "password"}}) {
+			return
+		}
 		s.renderLogin(w, r, http.StatusUnauthorized, name, "Unknown user or wrong password.")
 		return
 	}
+	if !s.access(w, r, p, oversight.AccessEvent{Action: "login", Tenant: auth.AllTenants}) {
+		return
+	}
+	s.setCookie(w, r, deviceCookie, device, s.cfg.Auth.Login.DeviceTTL)
 	id, _, err := s.sessions.Create(p)
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, "could not start a session")
@@ -208,6 +272,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if !s.access(w, r, session(r).Principal, oversight.AccessEvent{Action: "logout", Tenant: auth.AllTenants}) {
+		return
+	}
 	s.sessions.Delete(s.cookie(r, sessionCookie))
 	s.setCookie(w, r, sessionCookie, "", -1)
 	s.log.Info("logout", "user", session(r).Principal.Name)

@@ -12,7 +12,7 @@ import (
 	"github.com/auditline/auditline/enrich/record"
 )
 
-var pageNames = []string{"login", "error", "nearmiss", "records", "record", "sampling"}
+var pageNames = []string{"login", "error", "nearmiss", "records", "record", "sampling", "approvals", "usage", "access"}
 
 func funcs() template.FuncMap {
 	return template.FuncMap{
@@ -63,6 +63,18 @@ func funcs() template.FuncMap {
 			}
 			return strconv.FormatFloat(*f, 'f', 1, 64) + "%"
 		},
+		"choices":  choices,
+		"list":     func(vs ...string) []string { return vs },
+		"category": func(c string) string { return categoryLabels[c] },
+		"approval": approvalLabel,
+		"ago": func(now, t time.Time) string {
+			if t.IsZero() {
+				return "–"
+			}
+			return age(now.Sub(t))
+		},
+		"usd": func(v float64) string { return "$" + strconv.FormatFloat(v, 'f', 2, 64) },
+		"f1":  func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
 		"tenants": func(ts []string) string {
 			if len(ts) == 1 && ts[0] == auth.AllTenants {
 				return "all tenants"
@@ -73,6 +85,34 @@ func funcs() template.FuncMap {
 			return strings.Join(ts, ", ")
 		},
 	}
+}
+
+// choice is one option of a dropdown.
+type choice struct {
+	Value    string
+	Selected bool
+}
+
+// choices is a dropdown's options: the values of the lists, in order,
+// without duplicates or empty ones, and cur (the value in force) even when
+// no list has it, selected.
+func choices(cur string, lists ...[]string) []choice {
+	var out []choice
+	seen := map[string]bool{}
+	add := func(v string) {
+		if v == "" || seen[v] {
+			return
+		}
+		seen[v] = true
+		out = append(out, choice{Value: v, Selected: v == cur})
+	}
+	for _, l := range lists {
+		for _, v := range l {
+			add(v)
+		}
+	}
+	add(cur)
+	return out
 }
 
 func stepLabel(d time.Duration) string {

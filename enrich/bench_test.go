@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,11 +96,33 @@ func BenchmarkEnrich(b *testing.B) {
 	}
 	v2PerSec := float64(v2Rounds*len(recs)) / time.Since(v2Start).Seconds()
 
+	// The ceiling: a typed decode of the same payloads (ceiling_test.go),
+	// CPU time per event, with each decoder; the fastest is the ceiling.
+	ceiling, ceilingName := 0.0, ""
+	typed := map[string]float64{}
+	for _, dec := range ceilingDecoders {
+		c0, rounds := processCPU(), 0
+		start := time.Now()
+		for time.Since(start) < time.Second || rounds < 2 {
+			for _, r := range recs {
+				_ = dec.decode(raw.Header(r, raw.HeaderSource), r.Value)
+			}
+			rounds++
+		}
+		perEvent := (processCPU() - c0).Seconds() * 1e6 / float64(rounds*len(recs))
+		typed["typed-"+dec.name+"-cpu-µs/event"] = perEvent // reported after b.Loop, which resets metrics
+		if ceiling == 0 || perEvent < ceiling {
+			ceiling, ceilingName = perEvent, dec.name
+		}
+	}
+	b.Logf("typed-decode ceiling: %s, %.1f CPU µs per event", ceilingName, ceiling)
+
 	cfg := NewDefaultConfig()
 	var emitted int
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
+	cpu0 := processCPU()
 	start := time.Now()
 	rounds := 0
 	for b.Loop() {
@@ -126,6 +149,7 @@ func BenchmarkEnrich(b *testing.B) {
 		rounds++
 	}
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	runtime.ReadMemStats(&ms1)
 	if emitted != rounds*requests {
 		b.Fatalf("emitted %d decisions in %d rounds of %d requests", emitted, rounds, requests)
@@ -141,4 +165,23 @@ func BenchmarkEnrich(b *testing.B) {
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(emitted), "allocs/record")
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(emitted), "B/record")
 	b.ReportMetric(float64(size)/float64(len(recs)), "bytes/event")
+	// CPU time (this process, all threads: GC included) per record: the
+	// figure that does not move with other users of a shared machine.
+	b.ReportMetric(cpu.Seconds()*1e6/float64(emitted), "cpu-µs/record")
+	b.ReportMetric(cpu.Seconds()*1e6/float64(rounds*len(recs)), "cpu-µs/event")
+	// Enrich against the fastest typed decode of the same events, in CPU
+	// time (1 = enrich costs no more than decoding alone).
+	b.ReportMetric(ceiling/(cpu.Seconds()*1e6/float64(rounds*len(recs))), "ratio-vs-typed-decode")
+	for unit, v := range typed {
+		b.ReportMetric(v, unit)
+	}
+}
+
+// processCPU is the user+system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -38,6 +38,22 @@ func (e *emitted) has(id string) bool {
 	return ok
 }
 
+// sum returns the SHA-256 of the event with this id that the entry holds,
+// or "" when it does not know it.
+func (e *emitted) sum(id string) string {
+	for _, ev := range e.events {
+		if ev.ID == id {
+			return ev.SHA256
+		}
+	}
+	for _, s := range e.sources {
+		if s.EventID == id {
+			return s.SHA256
+		}
+	}
+	return ""
+}
+
 func (e *emitted) computeSize() {
 	n := 256 + len(e.key) + len(e.recordID)
 	for _, id := range e.ids {

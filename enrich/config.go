@@ -14,13 +14,13 @@ const (
 	DefaultSuccessDelay  = time.Second
 	DefaultFailureGrace  = 10 * time.Second
 	DefaultLiteLLMWait   = 60 * time.Second
+	DefaultOutcomeWait   = 5 * time.Minute
 	DefaultIdleAfter     = 5 * time.Second
 	DefaultAmendWindow   = time.Hour
 	DefaultCacheBytes    = 64 << 20
-	DefaultMaxPending    = 20_000
+	DefaultMaxPending    = 50_000 // above what kafka.max_outstanding_bytes (64 MiB) lets pend: backpressure comes first
 	DefaultBurstLookback = 24 * time.Hour
 	DefaultTickInterval  = time.Second
-	DefaultSession       = 45 * time.Second
 )
 
 // Config is the enrich stage's YAML section ("enrich").
@@ -41,6 +41,12 @@ type Config struct {
 	// oversight events waits for its LiteLLM event before it is emitted
 	// timed_out.
 	LiteLLMWait time.Duration `yaml:"litellm_wait"`
+	// OutcomeWait is how long (in stream time) a request that auditline's
+	// LiteLLM plugin marked as started (request_started) waits for its
+	// LiteLLM outcome before it is emitted with completeness
+	// missing_outcome. It must exceed the longest request (a long stream)
+	// plus the plugin's delivery delay; a later outcome amends the record.
+	OutcomeWait time.Duration `yaml:"outcome_wait"`
 	// IdleAfter: a topic that delivered nothing for this long (wall clock) no
 	// longer holds back stream time; when both are idle, stream time follows
 	// the wall clock minus IdleAfter.
@@ -53,50 +59,52 @@ type Config struct {
 	// records kept for amendments; the oldest are dropped first.
 	CacheBytes int `yaml:"cache_bytes"`
 	// MaxPending bounds, per partition, the requests waiting for their final
-	// event; beyond it the oldest is emitted timed_out early.
+	// event; beyond it the oldest is emitted timed_out early. The default
+	// is a last resort: pending requests hold their decoded events against
+	// kafka.max_outstanding_bytes, which pauses the partition (backpressure,
+	// nothing emitted early) well before 50,000 requests.
 	MaxPending int `yaml:"max_pending"`
 	// BurstLookback is how far back raw.gateway is re-read for
 	// sampling_control events when a partition is assigned.
 	BurstLookback time.Duration `yaml:"burst_lookback"`
 	// TickInterval is how often idle partitions advance stream time.
 	TickInterval time.Duration `yaml:"tick_interval"`
-	// SessionTimeout is the consumer-group session timeout: how long the
-	// group waits for a member that stopped heartbeating (a killed process)
-	// before its partitions move. The broker bounds it
-	// (group.min/max.session.timeout.ms, 6 s to 30 min by default).
-	SessionTimeout time.Duration `yaml:"session_timeout"`
 
 	Content  fold.ContentConfig  `yaml:"content"`
 	NearMiss fold.NearMissConfig `yaml:"near_miss"`
 	Risk     fold.RiskConfig     `yaml:"risk"`
 	Sampling fold.SamplingConfig `yaml:"sampling"`
+	// Approval: which tiers need approval before action, four eyes,
+	// separation of duties (docs/enrich.md, "Approval before action").
+	Approval fold.ApprovalConfig `yaml:"approval"`
 }
 
 // NewDefaultConfig returns the defaults.
 func NewDefaultConfig() Config {
 	r := fold.NewDefaultRules()
 	return Config{
-		Group:          DefaultGroup,
-		SuccessDelay:   DefaultSuccessDelay,
-		FailureGrace:   DefaultFailureGrace,
-		LiteLLMWait:    DefaultLiteLLMWait,
-		IdleAfter:      DefaultIdleAfter,
-		AmendWindow:    DefaultAmendWindow,
-		CacheBytes:     DefaultCacheBytes,
-		MaxPending:     DefaultMaxPending,
-		BurstLookback:  DefaultBurstLookback,
-		TickInterval:   DefaultTickInterval,
-		SessionTimeout: DefaultSession,
-		Content:        r.Content,
-		NearMiss:       r.NearMiss,
-		Risk:           r.Risk,
-		Sampling:       r.Sampling,
+		Group:         DefaultGroup,
+		SuccessDelay:  DefaultSuccessDelay,
+		FailureGrace:  DefaultFailureGrace,
+		LiteLLMWait:   DefaultLiteLLMWait,
+		OutcomeWait:   DefaultOutcomeWait,
+		IdleAfter:     DefaultIdleAfter,
+		AmendWindow:   DefaultAmendWindow,
+		CacheBytes:    DefaultCacheBytes,
+		MaxPending:    DefaultMaxPending,
+		BurstLookback: DefaultBurstLookback,
+		TickInterval:  DefaultTickInterval,
+		Content:       r.Content,
+		NearMiss:      r.NearMiss,
+		Risk:          r.Risk,
+		Sampling:      r.Sampling,
+		Approval:      r.Approval,
 	}
 }
 
 // Rules returns the derived-field rules of c.
 func (c *Config) Rules() fold.Rules {
-	return fold.Rules{Content: c.Content, NearMiss: c.NearMiss, Risk: c.Risk, Sampling: c.Sampling}
+	return fold.Rules{Content: c.Content, NearMiss: c.NearMiss, Risk: c.Risk, Sampling: c.Sampling, Approval: c.Approval}
 }
 
 // Validate reports every problem, each prefixed with its YAML key.
@@ -109,8 +117,8 @@ func (c *Config) Validate() error {
 		key string
 		v   time.Duration
 	}{
-		{"failure_grace", c.FailureGrace}, {"litellm_wait", c.LiteLLMWait}, {"idle_after", c.IdleAfter},
-		{"amend_window", c.AmendWindow}, {"tick_interval", c.TickInterval}, {"session_timeout", c.SessionTimeout},
+		{"failure_grace", c.FailureGrace}, {"litellm_wait", c.LiteLLMWait}, {"outcome_wait", c.OutcomeWait}, {"idle_after", c.IdleAfter},
+		{"amend_window", c.AmendWindow}, {"tick_interval", c.TickInterval},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("enrich.%s: %s, want > 0", d.key, d.v))
@@ -124,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AmendWindow > 0 && c.AmendWindow < c.LiteLLMWait {
 		errs = append(errs, fmt.Errorf("enrich.amend_window: %s is shorter than enrich.litellm_wait (%s)", c.AmendWindow, c.LiteLLMWait))
+	}
+	if c.AmendWindow > 0 && c.AmendWindow < c.OutcomeWait {
+		errs = append(errs, fmt.Errorf("enrich.amend_window: %s is shorter than enrich.outcome_wait (%s)", c.AmendWindow, c.OutcomeWait))
 	}
 	if c.CacheBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("enrich.cache_bytes: %d, want at least 1 MiB", c.CacheBytes))

@@ -1,16 +1,12 @@
-package enrich
+package enrich_test
 
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,11 +14,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/enrich"
 	"github.com/auditline/auditline/enrich/internal/fixture"
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/ingest/loadgen"
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/stacktest"
 )
 
 // TestCrashMidStream is the delivery proof: `auditline enrich` runs as a
@@ -48,41 +46,26 @@ func TestCrashMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bin := filepath.Join(t.TempDir(), "auditline")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/auditline/auditline/cmd/auditline")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	logs := t.TempDir()
-	start := func(n int) *exec.Cmd {
-		cmd := exec.Command(bin, "enrich")
-		cmd.Env = append(os.Environ(),
-			"AUDITLINE_KAFKA="+brokers[0],
-			"AUDITLINE_TOPIC_PREFIX="+topics.Prefix,
-			"AUDITLINE_OPS_LISTEN=",
-			"AUDITLINE_LOG_LEVEL=info",
-			"AUDITLINE_KAFKA_COMMIT_INTERVAL=200ms",
-			"AUDITLINE_ENRICH_GROUP="+name+"-enrich",
-			"AUDITLINE_ENRICH_FAILURE_GRACE=2s",
-			"AUDITLINE_ENRICH_LITELLM_WAIT=4s",
-			"AUDITLINE_ENRICH_IDLE_AFTER=1s",
-			"AUDITLINE_ENRICH_TICK_INTERVAL=200ms",
-			"AUDITLINE_ENRICH_SESSION_TIMEOUT=6s",
-		)
-		f, err := os.Create(filepath.Join(logs, fmt.Sprintf("enrich-%d.log", n)))
-		if err != nil {
-			t.Fatal(err)
+	st := stacktest.New(t, stacktest.Servers{Kafka: brokers}, name)
+	c := &st.Config
+	c.Kafka.Partitions = 4
+	c.Kafka.CommitInterval = 200 * time.Millisecond
+	c.Kafka.SessionTimeout = 6 * time.Second
+	c.Enrich.FailureGrace, c.Enrich.LiteLLMWait = 2*time.Second, 4*time.Second
+	c.Enrich.IdleAfter, c.Enrich.TickInterval = time.Second, 200*time.Millisecond
+	var proc *stacktest.Proc
+	// run n's log: the part of the process log after its n-th start.
+	runLog := func(n int) string {
+		parts := strings.Split(string(proc.Log()), "=== stacktest: start ")
+		if n < len(parts) {
+			return parts[n]
 		}
-		cmd.Stdout, cmd.Stderr = f, f
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
+		return ""
 	}
 	dumpLogs := func() {
 		for n := 1; n <= 2; n++ {
-			b, _ := os.ReadFile(filepath.Join(logs, fmt.Sprintf("enrich-%d.log", n)))
-			t.Logf("--- enrich-%d.log (last 3000 bytes)\n%s", n, b[max(0, len(b)-3000):])
+			b := runLog(n)
+			t.Logf("--- enrich run %d log (last 3000 bytes)\n%s", n, b[max(0, len(b)-3000):])
 		}
 	}
 
@@ -164,7 +147,7 @@ func TestCrashMidStream(t *testing.T) {
 		return n
 	}
 
-	first := start(1)
+	proc = st.Start("enrich")
 	waitUntil := func(what string, d time.Duration, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(d)
@@ -177,20 +160,11 @@ func TestCrashMidStream(t *testing.T) {
 		}
 	}
 	waitUntil("a third of the decisions", 2*time.Minute, func() bool { return decided() > int64(len(want))/3 })
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	proc.Kill()
 	killedAt := decided()
 	t.Logf("SIGKILL after %d decisions; %d of %d events produced", killedAt, produced.Load(), events)
 
-	second := start(2)
-	defer func() {
-		if second.ProcessState == nil {
-			_ = second.Process.Kill()
-			_ = second.Wait()
-		}
-	}()
+	proc.Start()
 	wg.Wait()
 	if produceErr != nil {
 		t.Fatal(produceErr)
@@ -202,25 +176,20 @@ func TestCrashMidStream(t *testing.T) {
 		if decided() < int64(len(want)) {
 			return false
 		}
-		ds, _ = readDecisions(t, kcfg, topics)
-		return len(latest(ds)) >= len(want)
+		ds = readDecisions(t, kcfg, topics)
+		return len(enrich.Latest(ds)) >= len(want)
 	})
 	time.Sleep(time.Second) // late amendments, if any, land too
-	ds, _ = readDecisions(t, kcfg, topics)
-	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.Wait(); err != nil {
+	ds = readDecisions(t, kcfg, topics)
+	if err := proc.Stop(); err != nil {
 		dumpLogs()
 		t.Fatalf("second run ended with %v", err)
 	}
 
 	// How long the restarted process took to rebuild its memory.
-	if b, err := os.ReadFile(filepath.Join(logs, "enrich-2.log")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.Contains(line, "partition assigned") {
-				t.Logf("restart: %s", line[strings.Index(line, "partition assigned"):])
-			}
+	for _, line := range strings.Split(runLog(2), "\n") {
+		if strings.Contains(line, "partition assigned") {
+			t.Logf("restart: %s", line[strings.Index(line, "partition assigned"):])
 		}
 	}
 
@@ -238,7 +207,7 @@ func TestCrashMidStream(t *testing.T) {
 			tops[d.Request.RequestKey] = tp
 		}
 		if d.Version == tp.version {
-			tp.bodies[canonical(t, d)] = true
+			tp.bodies[enrich.Canonical(t, d)] = true
 			tp.d = d
 		}
 	}
@@ -256,7 +225,7 @@ func TestCrashMidStream(t *testing.T) {
 				for b := range tp.bodies {
 					bs = append(bs, b)
 				}
-				t.Errorf("request %s: %d different records at version %d:\n%s", key, len(bs), tp.version, firstDiff(bs[0], bs[1]))
+				t.Errorf("request %s: %d different records at version %d:\n%s", key, len(bs), tp.version, enrich.FirstDiff(bs[0], bs[1]))
 			}
 		}
 		var got []string
@@ -295,4 +264,16 @@ func TestCrashMidStream(t *testing.T) {
 		dumpLogs()
 		t.Fatalf("missing %d, conflicting %d, incomplete %d, unexpected %d", missing, conflicts, incomplete, extra)
 	}
+}
+
+// readDecisions reads the whole decisions topic.
+func readDecisions(t *testing.T, kcfg topic.Config, topics raw.Topics) []record.Decision {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ds, _, err := stacktest.Decisions(ctx, kcfg, topics.Decisions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }

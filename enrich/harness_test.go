@@ -188,6 +188,8 @@ func eventTime(t testing.TB, src raw.Source, b []byte) time.Time {
 		e.Gateway, err = event.ParseGateway(b)
 	case raw.SourceOversight:
 		e.Oversight, err = event.ParseOversight(b)
+	case raw.SourceRequestStarted:
+		e.Started, err = event.ParseStarted(b)
 	default:
 		return time.Date(2025, 11, 22, 10, 0, 0, 0, time.UTC)
 	}

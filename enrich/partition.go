@@ -3,7 +3,6 @@ package enrich
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,6 +36,10 @@ const (
 	ReasonLate           = "late_beyond_amend_window"
 	ReasonSourcesUnavail = "amend_sources_unavailable"
 	ReasonUnencodable    = "enrich_unencodable"
+	// ReasonConflict: an event id enrich already holds arrived with other
+	// bytes. The first bytes stay the evidence; the other copy is kept here,
+	// never silently dropped as a duplicate.
+	ReasonConflict = "event_id_conflict"
 )
 
 // request is one request waiting for its final event.
@@ -45,11 +48,29 @@ type request struct {
 	events     []*event.Event
 	msgs       []*topic.Message
 	firstAt    record.Time // first receive time
-	lastLLM    record.Time // latest receive time of a LiteLLM event
+	lastLLM    record.Time // latest receive time of a LiteLLM event (or of a later attempt event)
 	hasLiteLLM bool
+	hasStarted bool // a request_started marker or an attempt event of the LiteLLM plugin joined
 	success    bool
+	access     bool        // an access event: a record of its own, complete at once
 	deadline   record.Time // stream time at which it is emitted
 	idx        int         // in the deadline heap
+}
+
+// completeness of a request emitted at its deadline.
+func (r *request) completeness() string {
+	switch {
+	case r.access:
+		return record.Complete // an access event is the whole record
+	case !r.hasLiteLLM && r.hasStarted:
+		// The plugin's marker says the request started; no outcome came.
+		return record.MissingOutcome
+	case !r.hasLiteLLM || fold.MissingFailure(r.events):
+		// No LiteLLM event, or LiteLLM's success says attempts failed but
+		// their failure payload never came (a lost logger batch).
+		return record.TimedOut
+	}
+	return record.Complete
 }
 
 // partition is the state of one partition number. Only its goroutine (Handle,
@@ -168,6 +189,10 @@ func (s *partition) route(ctx context.Context, m *topic.Message) error {
 		return nil
 	}
 	if r := s.pending[ev.Key]; r != nil {
+		if old := sameID(r.events, ev); old != nil && old.SHA256 != ev.SHA256 {
+			s.conflict(m, ev, old.SHA256)
+			return nil
+		}
 		s.join(r, ev, m)
 		h.m.events.WithLabelValues(src, "joined").Inc()
 		return nil
@@ -181,9 +206,17 @@ func (s *partition) route(ctx context.Context, m *topic.Message) error {
 	if e != nil {
 		switch {
 		case e.has(ev.ID):
+			if sum := e.sum(ev.ID); sum != "" && sum != ev.SHA256 {
+				s.conflict(m, ev, sum)
+				return nil
+			}
 			h.m.events.WithLabelValues(src, "duplicate").Inc()
 			m.Done() // the decision reflecting it is already acknowledged
 		case slices.ContainsFunc(e.late, func(x *event.Event) bool { return x.ID == ev.ID }):
+			if old := sameID(e.late, ev); old.SHA256 != ev.SHA256 {
+				s.conflict(m, ev, old.SHA256)
+				return nil
+			}
 			h.m.events.WithLabelValues(src, "duplicate").Inc()
 			e.msgs = append(e.msgs, m)
 		default:
@@ -217,17 +250,54 @@ func (s *partition) route(ctx context.Context, m *topic.Message) error {
 	return nil
 }
 
-// join adds ev to a pending request and recomputes its deadline.
+// sameID returns the event of evs with ev's id, or nil.
+func sameID(evs []*event.Event, ev *event.Event) *event.Event {
+	for _, x := range evs {
+		if x.ID == ev.ID {
+			return x
+		}
+	}
+	return nil
+}
+
+// conflict sends m, an event whose id enrich holds with other bytes (sum),
+// to the DLQ.
+func (s *partition) conflict(m *topic.Message, ev *event.Event, sum string) {
+	s.h.m.events.WithLabelValues(string(ev.Source), "conflict").Inc()
+	s.h.log.Warn("event id seen with other content; the first stays the evidence", "event_id", ev.ID, "key", ev.Key,
+		"kept_sha256", sum, "refused_sha256", ev.SHA256)
+	s.toDLQ(m, ReasonConflict, fmt.Sprintf("event id %s is already part of request %q with sha256 %s; this copy has sha256 %s", ev.ID, ev.Key, sum, ev.SHA256))
+}
+
+// join adds ev to a pending request and recomputes its deadline. The
+// message's bytes are released (the request holds the decoded event, not
+// the payload), so that kafka.max_outstanding_bytes bounds what pending
+// requests really hold: past it the partition is paused until requests are
+// emitted, never dropped.
 func (s *partition) join(r *request, ev *event.Event, m *topic.Message) {
+	m.Release(ev.Size())
 	r.events = append(r.events, ev)
 	r.msgs = append(r.msgs, m)
 	r.firstAt = minNonZero(r.firstAt, ev.ReceivedAt)
+	r.access = r.access || ev.Access != nil
 	if l := ev.LiteLLM; l != nil {
 		r.hasLiteLLM = true
 		r.lastLLM = max(r.lastLLM, ev.ReceivedAt)
 		r.success = r.success || l.Status == "success"
 	}
+	r.hasStarted = r.hasStarted || ev.Started != nil || ev.Attempt != nil
+	if ev.Attempt != nil && r.hasLiteLLM {
+		// The router goes on after LiteLLM logged a request's first failure:
+		// each later call's attempt event gives the request the failure
+		// grace again, so the first version holds the route, not an
+		// amendment.
+		r.lastLLM = max(r.lastLLM, ev.ReceivedAt)
+	}
 	switch {
+	case r.access:
+		// An access event is the whole record: emitted as soon as stream
+		// time reaches it.
+		r.deadline = r.firstAt
 	case r.success:
 		// Final: emitted once stream time passes its receive time by
 		// success_delay, i.e. once the other input topic has been read that
@@ -236,6 +306,10 @@ func (s *partition) join(r *request, ev *event.Event, m *topic.Message) {
 		r.deadline = r.lastLLM + record.Time(s.h.cfg.SuccessDelay.Milliseconds())
 	case r.hasLiteLLM:
 		r.deadline = r.lastLLM + record.Time(s.h.cfg.FailureGrace.Milliseconds())
+	case r.hasStarted:
+		// The plugin proved the request started: its outcome may take as long
+		// as the request itself (a long stream) plus the plugin's delivery.
+		r.deadline = r.firstAt + record.Time(s.h.cfg.OutcomeWait.Milliseconds())
 	default:
 		r.deadline = r.firstAt + record.Time(s.h.cfg.LiteLLMWait.Milliseconds())
 	}
@@ -253,18 +327,16 @@ func (s *partition) flush(ctx context.Context) error {
 	s.burst.update(now)
 	for len(s.queue) > 0 && s.queue[0].deadline <= now {
 		r := heap.Pop(&s.queue).(*request)
-		c := record.Complete
-		if !r.hasLiteLLM || fold.MissingFailure(r.events) {
-			// No LiteLLM event, or LiteLLM's success says attempts failed but
-			// their failure payload never came (a lost logger batch).
-			c = record.TimedOut
-		}
-		s.emitFirst(r, c, now)
+		s.emitFirst(r, r.completeness(), now)
 	}
 	for len(s.pending) > h.cfg.MaxPending {
 		r := heap.Pop(&s.queue).(*request)
 		h.m.early.Inc()
-		s.emitFirst(r, record.TimedOut, now)
+		c := record.TimedOut
+		if !r.hasLiteLLM && r.hasStarted {
+			c = record.MissingOutcome
+		}
+		s.emitFirst(r, c, now)
 	}
 	for _, e := range s.amends {
 		if err := s.amend(ctx, e, now); err != nil {
@@ -381,13 +453,16 @@ func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) erro
 }
 
 // produce queues one Decision for the decisions topic, partition s.id (the
-// partition of its request key in the raw topics). It fails only if d cannot
-// be encoded (a bug: fold never yields NaN or ±Inf); the caller then sends
-// the request's events to the DLQ rather than stop the partition for good.
+// partition of its request key in the raw topics). The value is the record's
+// RFC 8785 canonical JSON, encoded once here: the archive hashes these bytes
+// as they are (it only checks that they are canonical) and the store decodes
+// them like any JSON. It fails only if d cannot be encoded (a bug: fold never
+// yields NaN or ±Inf); the caller then sends the request's events to the DLQ
+// rather than stop the partition for good.
 func (s *partition) produce(d *record.Decision) error {
-	b, err := json.Marshal(d)
+	b, err := d.AppendCanonical(make([]byte, 0, 4096))
 	if err != nil {
-		return fmt.Errorf("marshal decision %s: %w", d.RecordID, err)
+		return err
 	}
 	s.out = append(s.out, &kgo.Record{
 		Topic:     s.h.topics.Decisions(),
@@ -405,7 +480,8 @@ func (s *partition) produce(d *record.Decision) error {
 }
 
 // toDLQ queues m for the DLQ topic with a reason; m is Done once it is
-// acknowledged.
+// acknowledged. The copy follows the capture policy (privacy/capture): the
+// original bytes stay on the raw topic, which auditline-origin names.
 func (s *partition) toDLQ(m *topic.Message, reason, detail string) {
 	hs := make([]kgo.RecordHeader, 0, len(m.Headers)+3)
 	for _, hd := range m.Headers {
@@ -415,10 +491,18 @@ func (s *partition) toDLQ(m *topic.Message, reason, detail string) {
 	}
 	hs = append(hs,
 		kgo.RecordHeader{Key: raw.HeaderReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: HeaderDLQDetail, Value: []byte(detail)},
+		kgo.RecordHeader{Key: HeaderDLQDetail, Value: []byte(s.h.capt.Text(detail))},
 		kgo.RecordHeader{Key: HeaderOrigin, Value: fmt.Appendf(nil, "%s/%d/%d", m.Topic, m.Partition, m.Offset)},
 	)
-	s.out = append(s.out, &kgo.Record{Topic: s.h.topics.DLQ(), Key: m.Key, Value: m.Value, Headers: hs})
+	value := m.Value
+	if m.Value == nil {
+		// Released while its request was pending: the payload stays at
+		// its origin in the raw topic (and in raw_events).
+		hs[len(hs)-2].Value = fmt.Appendf(nil, "%s (payload not kept in memory: read it at the origin)", s.h.capt.Text(detail))
+	} else {
+		value = s.h.capt.Body(m.Value)
+	}
+	s.out = append(s.out, &kgo.Record{Topic: s.h.topics.DLQ(), Key: m.Key, Value: value, Headers: hs})
 	s.done = append(s.done, m)
 }
 

@@ -16,6 +16,9 @@ import (
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/backoff"
+	"github.com/auditline/auditline/privacy/capture"
+	"github.com/auditline/auditline/privacy/pseudonym"
 )
 
 // producer writes decisions and DLQ records; topic.Writer satisfies it.
@@ -27,7 +30,7 @@ type producer interface {
 }
 
 // scanner reads one partition without a consumer group; kafkaScanner binds
-// topic.ReadToEnd to a connection.
+// it to a topic.Scanner (which reuses its clients across reads).
 type scanner interface {
 	// Scan calls fn for each record of partition p of topic, in offset order,
 	// from the first record at or after from (an offset, or with byTime a
@@ -37,14 +40,14 @@ type scanner interface {
 	Scan(ctx context.Context, topic string, p int32, from int64, byTime bool, fn func(*kgo.Record) error) error
 }
 
-type kafkaScanner struct{ cfg topic.Config }
+type kafkaScanner struct{ sc *topic.Scanner }
 
 func (k kafkaScanner) Scan(ctx context.Context, t string, p int32, from int64, byTime bool, fn func(*kgo.Record) error) error {
-	start := kgo.NewOffset().At(from)
+	start := topic.FromOffset(from)
 	if byTime {
-		start = kgo.NewOffset().AfterMilli(from)
+		start = topic.FromTime(from)
 	}
-	return topic.ReadToEnd(ctx, k.cfg, t, []int32{p}, start, fn)
+	return k.sc.ReadToEnd(ctx, t, []int32{p}, start, fn)
 }
 
 // Settings is what the caller hands in.
@@ -61,6 +64,7 @@ type Processor struct {
 	cfg     Config
 	topics  raw.Topics
 	builder *fold.Builder
+	capt    *capture.Capturer // what a DLQ copy of an event keeps (the capture policy)
 	prod    producer
 	scan    scanner
 	alerts  *alertTable
@@ -80,9 +84,16 @@ func newProcessor(cfg Config, topics raw.Topics, prod producer, scan scanner, al
 	}
 	return &Processor{
 		cfg: cfg, topics: topics, builder: fold.NewBuilder(cfg.Rules()), prod: prod,
+		capt: capture.New(capture.Policy(cfg.Content.Policy)).WithPseudonyms(pseudonym.New(cfg.Content.Pseudonymise)),
 		scan: retryingScanner{inner: scan, log: log}, alerts: alerts,
 		m: newMetrics(set.Registry), log: log, wall: time.Now, parts: map[int32]*partition{},
 	}
+}
+
+// connect sets the producer and scanner. The Stage calls it in Run, before
+// its Reader hands out the first message.
+func (h *Processor) connect(prod producer, scan scanner) {
+	h.prod, h.scan = prod, retryingScanner{inner: scan, log: h.log}
 }
 
 func (h *Processor) part(p int32) *partition {
@@ -200,24 +211,17 @@ type retryingScanner struct {
 	log   *slog.Logger
 }
 
-const (
-	scanBackoffMin = 100 * time.Millisecond
-	scanBackoffMax = 5 * time.Second
-)
+// scanBackoff spaces the attempts of a failed read.
+var scanBackoff = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 
 func (r retryingScanner) Scan(ctx context.Context, t string, p int32, from int64, byTime bool, fn func(*kgo.Record) error) error {
-	wait := scanBackoffMin
-	for {
-		err := r.inner.Scan(ctx, t, p, from, byTime, fn)
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
+	err := backoff.Retry(ctx, scanBackoff, func(ctx context.Context) error {
+		return r.inner.Scan(ctx, t, p, from, byTime, fn)
+	}, func(_ int, err error, wait time.Duration) {
 		r.log.Warn("kafka read failed; retrying", "topic", t, "partition", p, "in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("read %s/%d: %w (last error: %w)", t, p, ctx.Err(), err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, scanBackoffMax)
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("read %s/%d: %w", t, p, err)
 	}
+	return err
 }

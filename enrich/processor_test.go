@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -476,5 +477,187 @@ func TestAmendSourcesGone(t *testing.T) {
 	}
 	if n := len(k.decisions(t)); n != 1 {
 		t.Fatalf("%d decisions, want only the first", n)
+	}
+}
+
+// TestMissingOutcome: auditline's LiteLLM plugin spools a request_started
+// marker before the upstream call. With its outcome, the record is complete
+// and carries the emitter and both sequence numbers; without one, the marker
+// alone becomes a missing_outcome record after outcome_wait (never silence),
+// and a late outcome amends it.
+func TestMissingOutcome(t *testing.T) {
+	cfg := testConfig()
+	r := newRig(t, cfg, nil, nil)
+	marker := r.rec(raw.SourceRequestStarted, "events/plugin_request_started.json", 50*time.Millisecond)
+	outcome := r.rec(raw.SourceLiteLLM, "events/plugin_success.json", 300*time.Millisecond)
+	r.feed(marker, outcome)
+	r.idle(cfg.IdleAfter + cfg.SuccessDelay)
+	ds := r.k.decisions(t)
+	if got := versions(ds); got != "v1:complete:success" {
+		t.Fatalf("marker + success: %s", got)
+	}
+	d := ds[0]
+	if d.Emitter.ID != "vm-w1-aa753859623e" || d.Emitter.ConfigSeq != 1 || !strings.HasPrefix(d.Emitter.ConfigHash, "sha256:") {
+		t.Errorf("emitter block %+v", d.Emitter)
+	}
+	var seqs []int64
+	for _, s := range d.Evidence.Sources {
+		if s.Emitter != d.Emitter.ID {
+			t.Errorf("source %s: emitter %q", s.EventID, s.Emitter)
+		}
+		seqs = append(seqs, s.Seq)
+	}
+	slices.Sort(seqs)
+	if !slices.Equal(seqs, []int64{2, 3}) {
+		t.Errorf("sequence numbers in the evidence: %v, want [2 3]", seqs)
+	}
+
+	orphan := r.rec(raw.SourceRequestStarted, "events/plugin_request_started_orphan.json", 50*time.Millisecond)
+	r.feed(orphan)
+	r.idle(cfg.IdleAfter + cfg.OutcomeWait - 10*time.Second)
+	if n := len(r.k.decisions(t)); n != 1 {
+		t.Fatalf("a marker alone emitted before outcome_wait: %s", versions(r.k.decisions(t)))
+	}
+	r.idle(20 * time.Second)
+	ds = r.k.decisions(t)
+	if got := versions(ds[1:]); got != "v1:missing_outcome:pending" {
+		t.Fatalf("marker without outcome: %s", got)
+	}
+	m := ds[1]
+	if m.Request.CallID != "00000000-dead-4bee-8000-000000000001" || m.Routing.RequestedAlias != "chat-b" || !m.Request.Stream ||
+		m.Identity.KeyHash != "litellm_proxy_master_key" || m.Request.StartTime == 0 || m.Evidence.Sources[0].Seq != 40 {
+		t.Errorf("missing_outcome record: %s", mustJSON(m))
+	}
+}
+
+// TestApprovalFlowInEnrich: a request held for approval waits for its LiteLLM
+// events like a gateway-only request; the approval and the execution arrive
+// as amendments or joins, and the record says, on ingest's receive times,
+// whether it executed after the approval. The same event id with other
+// bytes goes to the DLQ, never silently dropped as a duplicate.
+func TestApprovalFlowInEnrich(t *testing.T) {
+	r := newRig(t, testConfig(), nil, nil)
+	r.f.Sender = "gateway-token"
+	req := r.rec(raw.SourceApproval, "events/approval_requested.json", time.Second)
+	ok := r.rec(raw.SourceApproval, "events/approval_approved.json", time.Second)
+	r.feed(req, ok)
+	r.idle(2 * time.Minute) // litellm_wait passes: v1, still not executed
+	ds := r.k.decisions(t)
+	// The gateway asked for two approvers (required_approvals 2).
+	if len(ds) != 1 || ds[0].Approval.Status != record.ApprovalPending || ds[0].Completeness != record.TimedOut || ds[0].Approval.Needed != 2 {
+		t.Fatalf("one approval of two: %s %+v", versions(ds), ds[0].Approval)
+	}
+	second, err := r.f.Record(raw.SourceApproval, []byte(strings.NewReplacer(`"id": "lee"`, `"id": "rita"`, "gw-appr-ok-0001", "gw-appr-ok-0002").Replace(
+		string(mustRead(t, "events/approval_approved.json")))), r.clock.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.feed(second)
+	r.idle(time.Minute)
+	ds = r.k.decisions(t)
+	if last := ds[len(ds)-1]; last.Approval.Status != record.ApprovalApproved {
+		t.Fatalf("two approvals, not run: %s %+v", versions(ds), last.Approval)
+	}
+	// The request runs now: LiteLLM's success (same request key) is
+	// received after the approval.
+	run, err := r.f.Record(raw.SourceLiteLLM, []byte(strings.Replace(string(mustRead(t, "litellm/01_success_plain_openai.json")),
+		"b980db26-9512-45cc-b1da-c511a363b83f", "2a4c6e80-1b3d-4f57-9a1c-3e5f7b9d1f24", -1)), r.clock.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.feed(run)
+	r.idle(time.Minute)
+	ds = r.k.decisions(t)
+	last := ds[len(ds)-1]
+	if last.Approval.Status != record.ApprovalExecutedAfter || !slices.Equal(last.Approval.Approvers, []string{"lee", "rita"}) ||
+		last.Approval.Decisions[0].Sender != "gateway-token" || last.Approval.RequiredBy != "gateway" || last.Completeness != record.Amended {
+		t.Fatalf("after execution: %s %+v", versions(ds), last.Approval)
+	}
+	// A changed copy under the approval's event id.
+	forged, err := r.f.Record(raw.SourceApproval, []byte(strings.Replace(string(mustRead(t, "events/approval_approved.json")), `"id": "lee"`, `"id": "mallory"`, 1)), r.clock.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.feed(forged)
+	r.idle(time.Minute)
+	dlq := r.k.records(testTopics.DLQ())
+	if len(dlq) != 1 || raw.Header(dlq[0], raw.HeaderReason) != ReasonConflict || string(dlq[0].Value) != string(forged.Value) {
+		t.Fatalf("DLQ: %d records", len(dlq))
+	}
+	if n := len(r.k.decisions(t)); n != len(ds) {
+		t.Errorf("the conflicting copy made a new version (%d decisions, had %d)", n, len(ds))
+	}
+}
+
+// TestAccessEventIsARecord: an access event is emitted at once as a record
+// of its own, complete, never waiting for LiteLLM.
+func TestAccessEventIsARecord(t *testing.T) {
+	r := newRig(t, testConfig(), nil, nil)
+	r.f.Sender = "dashboard"
+	r.feed(r.rec(raw.SourceAccess, "events/access_record_view.json", time.Second))
+	r.idle(10 * time.Second) // raw.litellm is idle: stream time moves on
+	ds := r.k.decisions(t)
+	if len(ds) != 1 {
+		t.Fatalf("%d decisions", len(ds))
+	}
+	d := ds[0]
+	if d.Completeness != record.Complete || d.Access.Action != "record_view" || d.Access.Actor != "lee" || d.Access.Sender != "dashboard" ||
+		d.Identity.Tenant != "acme-finance" || d.Request.RequestKey != "access:acc-0001" {
+		t.Errorf("access record: %s %+v tenant %q key %q", d.Completeness, d.Access, d.Identity.Tenant, d.Request.RequestKey)
+	}
+}
+
+// TestRouteFromAttempts (issue 21): LiteLLM logs a request's first failure
+// while the router goes on; each later attempt event of the plugin gives the
+// request the failure grace again, so version 1 already holds the whole
+// route (not an amendment per late attempt), complete and in order.
+func TestRouteFromAttempts(t *testing.T) {
+	cfg := testConfig()
+	r := newRig(t, cfg, nil, nil)
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	mk := func(src raw.Source, body string, at time.Time) *kgo.Record {
+		ev, err := r.f.Event(src, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.f.Raw(ev, at)
+	}
+	attempt := func(n int, kind, group, from, status string, at time.Time) *kgo.Record {
+		ts := at.Add(-50 * time.Millisecond).Format(time.RFC3339Nano)
+		return mk(raw.SourceAttempt, fmt.Sprintf(`{"schema": "auditline.attempt.v1", "event_id": "em/%d", "emitter": "em", "seq": %d, "request_key": "route-k1",
+			"attempt": %d, "kind": %q, "model_group": %q, "fallback_from": %q, "deployment_id": "d%d", "model": "openai/m%d", "status": %q,
+			"error_class": "ServiceUnavailableError", "error_code": "503", "start_time": %q, "end_time": %q}`,
+			10+n, 10+n, n, kind, group, from, n, n, status, ts, ts), at)
+	}
+	failure := mk(raw.SourceLiteLLM, fmt.Sprintf(`{"id": "p1", "litellm_call_id": "route-k1", "status": "failure", "model_group": "chat-a",
+		"startTime": %d, "endTime": %d, "error_information": {"error_code": "503", "error_class": "ServiceUnavailableError"},
+		"auditline": {"emitter": "em", "seq": 12, "config_hash": "", "config_seq": 0, "attempts": 1}}`, t0.Unix(), t0.Unix()), t0.Add(200*time.Millisecond))
+	r.feed(
+		attempt(1, "first", "chat-a", "", "failure", t0.Add(100*time.Millisecond)),
+		failure,
+		attempt(2, "retry", "chat-a", "", "failure", t0.Add(9*time.Second)),
+	)
+	// Another request's event moves stream time past the first failure's
+	// grace (but not past the second attempt's).
+	other := mk(raw.SourceRequestStarted, `{"schema": "auditline.request_started.v1", "event_id": "em/30", "emitter": "em", "seq": 30,
+		"request_key": "route-other", "occurred_at": "2026-12-02T12:00:14Z", "config_hash": ""}`, t0.Add(14*time.Second))
+	r.feed(other)
+	if n := len(r.k.decisions(t)); n != 0 {
+		t.Fatalf("emitted before the last attempt's grace: %s", versions(r.k.decisions(t)))
+	}
+	r.feed(attempt(3, "fallback", "chat-b", "chat-a", "failure", t0.Add(17*time.Second)))
+	r.idle(cfg.IdleAfter + cfg.FailureGrace + time.Second)
+	ds := r.k.decisions(t)
+	if got := versions(ds); got != "v1:complete:failure" {
+		t.Fatalf("versions %s, want one complete failure", got)
+	}
+	rt := ds[0].Routing
+	var got []string
+	for _, a := range rt.Attempts {
+		got = append(got, a.Kind+" "+a.ModelGroup+" "+a.DeploymentID)
+	}
+	if rt.Completeness != record.RoutingComplete || !slices.Equal(got, []string{"first chat-a d1", "retry chat-a d2", "fallback chat-b d3"}) ||
+		!slices.Equal(rt.FallbackTargets, []string{"chat-b"}) || rt.RetryCount != 1 {
+		t.Fatalf("routing %s %q targets %q retries %d", rt.Completeness, got, rt.FallbackTargets, rt.RetryCount)
 	}
 }

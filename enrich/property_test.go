@@ -11,7 +11,6 @@ import (
 	"github.com/auditline/auditline/enrich/event"
 	"github.com/auditline/auditline/enrich/fold"
 	"github.com/auditline/auditline/enrich/record"
-	"github.com/auditline/auditline/ingest/raw"
 )
 
 // caseRecords returns the raw records of a golden case, created once (so
@@ -147,5 +146,3 @@ func canonical(t testing.TB, d record.Decision) string {
 func firstDiff(a, b string) string {
 	return joinLines(fieldDiff([]byte(a), []byte(b)))
 }
-
-var _ = raw.SourceLiteLLM

@@ -20,24 +20,21 @@ type Stage struct {
 	topics raw.Topics
 	set    Settings
 
-	writer  *topic.Writer
+	writer  atomic.Pointer[topic.Writer] // set while Run runs
 	alerts  *alertTable
 	proc    *Processor
 	caught  atomic.Bool // the alert table has read raw.alerts to its end once
 	started atomic.Bool
 }
 
-// New validates cfg and connects the producer (no broker round trip yet).
-func New(cfg Config, kafka topic.Config, topics raw.Topics, set Settings) (*Stage, error) {
+// New validates cfg and builds the stage. It connects nothing: Run makes the
+// Kafka clients (writer, scanner, reader) and closes them on return.
+func New(cfg Config, shared topic.Shared, set Settings) (*Stage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w, err := topic.NewWriter(kafka)
-	if err != nil {
-		return nil, err
-	}
-	s := &Stage{cfg: cfg, kafka: kafka, topics: topics, set: set, writer: w, alerts: newAlertTable()}
-	s.proc = newProcessor(cfg, topics, w, kafkaScanner{kafka}, s.alerts, set)
+	s := &Stage{cfg: cfg, kafka: shared.Kafka, topics: shared.Topics, set: set, alerts: newAlertTable()}
+	s.proc = newProcessor(cfg, shared.Topics, nil, nil, s.alerts, set)
 	return s, nil
 }
 
@@ -49,7 +46,17 @@ func (s *Stage) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("enrich: Run called twice")
 	}
-	defer s.writer.Close()
+	w, err := topic.NewWriter(s.kafka)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	sc := topic.NewScanner(s.kafka)
+	defer sc.Close()
+	s.proc.connect(w, kafkaScanner{sc})
+	s.writer.Store(w)
+	defer s.writer.Store(nil)
+
 	log := s.proc.log
 	fctx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
@@ -78,8 +85,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	}
 
 	rd, err := topic.NewReader(s.kafka, s.cfg.Group, []string{s.topics.RawLiteLLM(), s.topics.RawGateway()}, s.proc,
-		topic.ReaderOptions{CoPartitioned: true, TickInterval: s.cfg.TickInterval, Logger: log,
-			KgoOpts: []kgo.Opt{kgo.SessionTimeout(s.cfg.SessionTimeout)}})
+		topic.ReaderOptions{CoPartitioned: true, TickInterval: s.cfg.TickInterval, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -93,7 +99,11 @@ func (s *Stage) Run(ctx context.Context) error {
 
 // Ready reports whether the broker answers and the alert table is loaded.
 func (s *Stage) Ready(ctx context.Context) error {
-	if err := s.writer.Ping(ctx); err != nil {
+	w := s.writer.Load()
+	if w == nil {
+		return errors.New("not running")
+	}
+	if err := w.Ping(ctx); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	if !s.caught.Load() {

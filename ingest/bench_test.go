@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/deploy/testenv"
@@ -206,4 +208,37 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 		b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99_ms")
 	}
+}
+
+// nopProducer acknowledges at once: BenchmarkHandler measures ingest's own
+// work per body, without Kafka or the network.
+type nopProducer struct{}
+
+func (nopProducer) Produce(context.Context, ...*kgo.Record) error   { return nil }
+func (nopProducer) Partitions(context.Context, string) (int, error) { return 3, nil }
+
+// BenchmarkHandler measures the handler alone (auth, limits, split, decode,
+// records, answer) on one json_array body of 512 LiteLLM payloads, in
+// process: CPU and allocations per body and per payload, no Kafka, no
+// sockets. BenchmarkIngest has the figures with the real broker.
+func BenchmarkHandler(b *testing.B) {
+	bd := benchBodies(b, 1)[0]
+	cfg := testConfig()
+	srv, err := newServer(cfg, raw.Topics{Prefix: "b."}, Settings{Registry: prometheus.NewRegistry()}, nopProducer{}, nopProducer{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(bd)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/v1/litellm", bytes.NewReader(bd))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tokAll)
+		w := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/512, "ns/payload")
 }

@@ -9,6 +9,9 @@
 //	POST /v1/litellm/audit   LiteLLM audit_log_callbacks   → raw.admin     (scope audit)
 //	POST /v1/gateway         schemas/gateway-event.v1.json → raw.gateway   (scope gateway)
 //	POST /v1/oversight       schemas/oversight-event.v1.json → raw.gateway (scope oversight)
+//	POST /v1/litellm/started schemas/request-started.v1.json → raw.litellm (scope litellm; LiteLLM plugin)
+//	POST /v1/litellm/config  schemas/gateway-config.v1.json  → raw.admin   (scope litellm; LiteLLM plugin)
+//	POST /v1/litellm/attempt schemas/litellm-attempt.v1.json → raw.litellm (scope litellm; LiteLLM plugin)
 //
 // The guarantee: a 2xx response means every event of the body is durable in
 // Kafka (idempotent producer, acks=all), each as its own record whose value is
@@ -39,6 +42,12 @@
 //     before the body is read. A produce that outlives its request keeps its
 //     share of the in-flight budget until Kafka settles it, so memory stays
 //     bounded however long the broker is away.
+//   - One job per piece: the handler is a chain of decorators (authenticate,
+//     accept, limit, signature; handler.go) around a pure planner that
+//     decides a body's records and answer from its bytes alone (plan.go,
+//     table-tested and fuzzed), and every refusal becomes its status in one
+//     place (answer.go: permanent → 4xx with a reason, retryable → 503 +
+//     Retry-After).
 //   - No de-duplication here: ingest is stateless so that any number of
 //     replicas can run behind a load balancer; enrich drops duplicates by
 //     event id (DESIGN.md §2).

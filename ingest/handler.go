@@ -2,22 +2,31 @@ package ingest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/auditline/auditline/ingest/auth"
 	"github.com/auditline/auditline/ingest/body"
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/source"
+	"github.com/auditline/auditline/internal/httpstatus"
 )
+
+// A write request passes, in this order, through
+//
+//	authenticate  bearer token and scope               401/403
+//	accept        Content-Type                          415
+//	limit         size, in-flight budget, body read     413/503/400
+//	signature     HMAC of the body, when configured     401
+//	deliver       plan (plan.go), Kafka, the answer     2xx/400/413/503
+//
+// Each step is a decorator around the next (net/http middleware style, on
+// the request's state instead of an http.Handler, so no step allocates or
+// copies per request): it returns an error to refuse, and answerError
+// (answer.go) turns that error into the answer. Only deliver writes a 2xx.
 
 // endpoint is one write endpoint.
 type endpoint struct {
@@ -29,328 +38,194 @@ type endpoint struct {
 	decode func([]byte, body.Kind, raw.Format) (source.Event, error)
 }
 
-// maxReportedErrors caps the element errors listed in a response.
-const maxReportedErrors = 20
-
-// accepted is the body of a 2xx answer.
-type accepted struct {
-	// Accepted counts events acknowledged on their raw topic (a control event
-	// fanned out to every partition counts once).
-	Accepted int `json:"accepted"`
-	// SkippedNulls counts null elements (LiteLLM queues null when it could
-	// not build a payload); there is nothing to keep.
-	SkippedNulls int `json:"skipped_nulls"`
-	// DeadLettered counts elements that were JSON but not usable events; each
-	// is kept on the DLQ topic with its reason.
-	DeadLettered int            `json:"dead_lettered"`
-	Format       string         `json:"format"`
-	Errors       []elementError `json:"errors,omitempty"`
+// call is the state of one write request as it passes the steps.
+type call struct {
+	w        *httpstatus.Writer
+	r        *http.Request
+	ep       *endpoint
+	auth     *auth.Authenticator // the credentials in force when the request arrived
+	sender   auth.Sender         // the token that authorized it
+	ndjson   bool
+	body     []byte
+	buf      *bytes.Buffer // holds body; with reserved, owned by limit until handedOff
+	reserved int64         // in-flight budget held for the body
+	// handedOff: deliver gave the buffer and the reservation to the produce,
+	// which returns them once Kafka settles (possibly after the answer).
+	handedOff bool
 }
 
-type elementError struct {
-	Element int    `json:"element"`
-	Field   string `json:"field,omitempty"`
-	Error   string `json:"error"`
-}
-
-// errorBody is the body of every non-2xx answer.
-type errorBody struct {
-	Error  string `json:"error"`
-	Reason string `json:"reason"`
-	// Position of a JSON syntax error.
-	Offset *int `json:"offset,omitempty"`
-	Line   int  `json:"line,omitempty"`
-	Column int  `json:"column,omitempty"`
-	// The offending element (0-based) and field of an invalid event.
-	Element *int   `json:"element,omitempty"`
-	Field   string `json:"field,omitempty"`
-	// DeadLettered is true when the whole body is kept on the DLQ topic.
-	DeadLettered bool `json:"dead_lettered,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// request is the state of one write request.
-type request struct {
-	s      *Server
-	ep     *endpoint
-	w      *statusWriter
-	sender string
-}
-
-func (q *request) refuse(code int, reason string, eb errorBody) {
-	q.s.m.rejected.WithLabelValues(q.ep.name, reason).Inc()
-	eb.Reason = reason
-	if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
-		q.w.Header().Set("Retry-After", strconv.Itoa(int(q.s.cfg.RetryAfter/time.Second)))
-	}
-	writeJSON(q.w, code, eb)
-}
+// step handles a call, or returns the error that refuses it.
+type step func(*call) error
 
 func (s *Server) endpoint(ep *endpoint) http.Handler {
+	serve := s.authenticate(s.accept(s.limit(s.signature(s.deliver))))
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		w := &statusWriter{ResponseWriter: rw}
+		w := httpstatus.New(rw)
 		s.m.inflightR.Inc()
 		defer func() {
 			s.m.inflightR.Dec()
-			s.m.requests.WithLabelValues(ep.name, strconv.Itoa(w.code)).Inc()
+			s.m.requests.WithLabelValues(ep.name, strconv.Itoa(w.Code())).Inc()
 			s.m.requestTimes.WithLabelValues(ep.name).Observe(time.Since(start).Seconds())
 		}()
-		q := &request{s: s, ep: ep, w: w}
-		q.serve(r)
+		c := &call{w: w, r: r, ep: ep}
+		if err := serve(c); err != nil {
+			s.answerError(c, err)
+		}
 	})
 }
 
-func (q *request) serve(r *http.Request) {
-	s, cfg := q.s, q.s.cfg
-	sender, err := s.auth.Load().Authorize(r, q.ep.scope)
-	if err != nil {
-		var ae *auth.Error
-		if errors.As(err, &ae) {
-			q.w.Header().Set("WWW-Authenticate", auth.Challenge(ae))
-			q.refuse(ae.Status, ae.Reason, errorBody{Error: ae.Msg})
-			return
-		}
-		q.refuse(http.StatusUnauthorized, "invalid_token", errorBody{Error: "unauthorized"})
-		return
-	}
-	q.sender = sender
-	ndjson, ok := contentType(r.Header.Get("Content-Type"))
-	if !ok {
-		q.refuse(http.StatusUnsupportedMediaType, "unsupported_media_type", errorBody{
-			Error: fmt.Sprintf("Content-Type %q: want application/json (json_array, single) or application/x-ndjson, in UTF-8", r.Header.Get("Content-Type"))})
-		return
-	}
-	if r.ContentLength > cfg.MaxBodyBytes {
-		q.refuse(http.StatusRequestEntityTooLarge, "body_too_large", errorBody{
-			Error: fmt.Sprintf("body of %d bytes is larger than ingest.max_body_bytes (%d)", r.ContentLength, cfg.MaxBodyBytes)})
-		return
-	}
-	reserved := r.ContentLength
-	if reserved < 0 {
-		reserved = cfg.MaxBodyBytes // chunked: assume the worst until read
-	}
-	if !s.acquire(reserved) {
-		q.refuse(http.StatusServiceUnavailable, "overloaded", errorBody{Error: "too many bytes in flight; retry later"})
-		return
-	}
-	buf := s.getBuf()
-	// Until the records are handed to Kafka, this request owns the buffer and
-	// the reservation; after, the produce's settle does (see produce).
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			s.release(reserved)
-			s.putBuf(buf)
-		}
-	}()
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(q.w, r.Body, cfg.MaxBodyBytes)); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			q.refuse(http.StatusRequestEntityTooLarge, "body_too_large", errorBody{
-				Error: fmt.Sprintf("body is larger than ingest.max_body_bytes (%d)", cfg.MaxBodyBytes)})
-			return
-		}
-		q.refuse(http.StatusBadRequest, "read_error", errorBody{Error: "reading the body: " + err.Error()})
-		return
-	}
-	b := buf.Bytes()
-	if n := int64(len(b)); n < reserved {
-		s.release(reserved - n)
-		reserved = n
-	}
-	s.m.bodyBytes.WithLabelValues(q.ep.name).Add(float64(len(b)))
-	if err := s.auth.Load().VerifyBody(r, b); err != nil {
-		var ae *auth.Error
-		if errors.As(err, &ae) {
-			q.refuse(ae.Status, ae.Reason, errorBody{Error: ae.Msg})
-			return
-		}
-		q.refuse(http.StatusUnauthorized, "bad_signature", errorBody{Error: "bad signature"})
-		return
-	}
-
-	receivedAt := s.now()
-	sumArr := sha256.Sum256(b)
-	bodySum := hex.EncodeToString(sumArr[:])
-
-	form, els, err := body.Split(b, ndjson, cfg.MaxEvents)
-	if err != nil {
-		var tm *body.TooManyError
-		if errors.As(err, &tm) {
-			q.refuse(http.StatusRequestEntityTooLarge, "too_many_events", errorBody{
-				Error: fmt.Sprintf("%v (ingest.max_events); send smaller batches", err)})
-			return
-		}
-		var se *body.SyntaxError
-		eb := errorBody{Error: err.Error()}
-		if errors.As(err, &se) {
-			eb.Offset, eb.Line, eb.Column = &se.Offset, se.Line, se.Column
-		}
-		handedOff = q.deadLetterBody(b, buf, reserved, bodySum, "", receivedAt, "invalid_json", err.Error(), eb)
-		return
-	}
-	format := raw.Format(form.String())
-
-	var (
-		recs   = make([]*kgo.Record, 0, len(els))
-		resp   = accepted{Format: string(format)}
-		events int
-	)
-	for i, el := range els {
-		if el.Kind == body.Null {
-			resp.SkippedNulls++
-			continue
-		}
-		elem := el.Bytes(b)
-		if len(elem) > cfg.MaxEventBytes {
-			q.refuse(http.StatusRequestEntityTooLarge, "event_too_large", errorBody{Element: &i,
-				Error: fmt.Sprintf("element %d is %d bytes, larger than ingest.max_event_bytes (%d); nothing was accepted", i, len(elem), cfg.MaxEventBytes)})
-			return
-		}
-		ev, err := q.ep.decode(elem, el.Kind, format)
+// authenticate checks the bearer token and its scope for the endpoint.
+func (s *Server) authenticate(next step) step {
+	return func(c *call) error {
+		c.auth = s.auth.Load()
+		sender, err := c.auth.AuthorizeSender(c.r, c.ep.scope)
 		if err != nil {
-			var fe *source.FieldError
-			field := ""
-			if errors.As(err, &fe) {
-				field = fe.Field
+			var ae *auth.Error
+			if errors.As(err, &ae) {
+				rf := refuse(ae.Status, ae.Reason, errorBody{Error: ae.Msg})
+				rf.challenge = auth.Challenge(ae)
+				return rf
 			}
-			reason := fmt.Sprintf("element %d: %v", i, err)
-			if q.ep.strict {
-				handedOff = q.deadLetterBody(b, buf, reserved, bodySum, format, receivedAt, "invalid_event", reason,
-					errorBody{Error: reason, Element: &i, Field: field})
-				return
-			}
-			rec := s.topics.Record(raw.Event{Source: q.ep.src, Format: format, EventID: "dlq:" + sha256Hex(elem), Value: elem}, receivedAt, bodySum, i)
-			recs = append(recs, q.toDLQ(rec, "invalid_event: "+reason))
-			resp.DeadLettered++
-			if len(resp.Errors) < maxReportedErrors {
-				resp.Errors = append(resp.Errors, elementError{Element: i, Field: field, Error: err.Error()})
-			}
-			continue
+			return refuse(http.StatusUnauthorized, "invalid_token", errorBody{Error: "unauthorized"})
 		}
-		events++
-		if ev.AllPartitions {
-			topicName := s.topics.ForSource(ev.Source)
-			n, err := s.parts.Partitions(r.Context(), topicName)
+		c.sender = sender
+		return next(c)
+	}
+}
+
+// accept checks the Content-Type, before the body is read.
+func (s *Server) accept(next step) step {
+	return func(c *call) error {
+		ct := c.r.Header.Get("Content-Type")
+		ndjson, ok := contentType(ct)
+		if !ok {
+			return refuse(http.StatusUnsupportedMediaType, "unsupported_media_type", errorBody{
+				Error: fmt.Sprintf("Content-Type %q: want application/json (json_array, single) or application/x-ndjson, in UTF-8", ct)})
+		}
+		c.ndjson = ndjson
+		return next(c)
+	}
+}
+
+// limit enforces max_body_bytes and the in-flight budget, then reads the
+// body. A declared length over the limit, or a full budget, is refused
+// before a byte is read; the budget is reserved for the declared length (for
+// max_body_bytes when chunked) and trimmed to what was read. The buffer and
+// the reservation are returned here unless deliver handed them to a produce.
+func (s *Server) limit(next step) step {
+	return func(c *call) error {
+		cfg := &s.cfg
+		if c.r.ContentLength > cfg.MaxBodyBytes {
+			return refuse(http.StatusRequestEntityTooLarge, "body_too_large", errorBody{
+				Error: fmt.Sprintf("body of %d bytes is larger than ingest.max_body_bytes (%d)", c.r.ContentLength, cfg.MaxBodyBytes)})
+		}
+		c.reserved = c.r.ContentLength
+		if c.reserved < 0 {
+			c.reserved = cfg.MaxBodyBytes // chunked: assume the worst until read
+		}
+		if !s.acquire(c.reserved) {
+			return errOverloaded
+		}
+		c.buf = s.getBuf()
+		defer func() {
+			if !c.handedOff {
+				s.settle(c)
+			}
+		}()
+		if c.r.ContentLength > 0 {
+			c.buf.Grow(int(c.r.ContentLength))
+		}
+		if _, err := c.buf.ReadFrom(http.MaxBytesReader(c.w, c.r.Body, cfg.MaxBodyBytes)); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return refuse(http.StatusRequestEntityTooLarge, "body_too_large", errorBody{
+					Error: fmt.Sprintf("body is larger than ingest.max_body_bytes (%d)", cfg.MaxBodyBytes)})
+			}
+			return refuse(http.StatusBadRequest, "read_error", errorBody{Error: "reading the body: " + err.Error()})
+		}
+		c.body = c.buf.Bytes()
+		if n := int64(len(c.body)); n < c.reserved {
+			s.release(c.reserved - n)
+			c.reserved = n
+		}
+		s.m.bodyBytes.WithLabelValues(c.ep.name).Add(float64(len(c.body)))
+		return next(c)
+	}
+}
+
+// settle returns c's buffer and in-flight reservation.
+func (s *Server) settle(c *call) {
+	s.release(c.reserved)
+	s.putBuf(c.buf)
+}
+
+// signature checks the body's HMAC, when secrets are configured.
+func (s *Server) signature(next step) step {
+	return func(c *call) error {
+		if err := c.auth.VerifyBody(c.r, c.body); err != nil {
+			var ae *auth.Error
+			if errors.As(err, &ae) {
+				return refuse(ae.Status, ae.Reason, errorBody{Error: ae.Msg})
+			}
+			return refuse(http.StatusUnauthorized, "bad_signature", errorBody{Error: "bad signature"})
+		}
+		return next(c)
+	}
+}
+
+// deliver plans the body, hands the plan's records to Kafka and, once Kafka
+// acknowledged all of them, gives the plan's answer.
+func (s *Server) deliver(c *call) error {
+	pl := planner{src: c.ep.src, strict: c.ep.strict, decode: c.ep.decode, topics: s.topics,
+		maxEvents: s.cfg.MaxEvents, maxEventBytes: s.cfg.MaxEventBytes, capt: s.capt}
+	in := planInput{body: c.body, ndjson: c.ndjson, sender: c.sender.Name, reviewer: c.sender.Reviewer, receivedAt: s.now()}
+	p := pl.plan(in)
+	if p.refusal != nil && len(p.records) == 0 {
+		return p.refusal
+	}
+	remember := c.ep.strict && p.refusal == nil
+	if remember {
+		if id := s.seen.conflict(p.records); id != "" {
+			reason := fmt.Sprintf("event id %q was accepted before with other content; an event keeps its id only when re-sent unchanged (give a changed event a new id)", id)
+			p = pl.deadLetterBody(plan{sender: p.sender}, in, sha256Hex(c.body), raw.Format(p.answer.Format), http.StatusConflict, "event_id_conflict", reason, errorBody{Error: reason})
+			remember = false
+		}
+	}
+	recs := p.records
+	if len(p.fanOut) > 0 {
+		parts := make(map[string]int, 1)
+		for _, t := range p.fanOutTopics() {
+			n, err := s.parts.Partitions(c.r.Context(), t)
 			if err != nil || n < 1 {
-				s.log.Warn("cannot fan out a control event: partition count unknown", "topic", topicName, "err", err)
-				q.refuse(http.StatusServiceUnavailable, "kafka_unavailable", errorBody{Error: "kafka metadata unavailable; retry later"})
-				return
+				if err == nil {
+					err = fmt.Errorf("topic %s has no partitions", t)
+				}
+				return &retryable{reason: "kafka_unavailable", msg: "kafka metadata unavailable; retry later",
+					cause: fmt.Errorf("cannot fan out a control event: partition count of %s unknown: %w", t, err)}
 			}
-			for p := range n {
-				rec := s.topics.Record(ev.Event, receivedAt, bodySum, i)
-				rec.Partition = int32(p)
-				rec.Headers = append(rec.Headers,
-					kgo.RecordHeader{Key: raw.HeaderExplicitPartition, Value: strconv.AppendInt(nil, int64(p), 10)},
-					kgo.RecordHeader{Key: raw.HeaderSender, Value: []byte(q.sender)})
-				recs = append(recs, rec)
-			}
-			continue
+			parts[t] = n
 		}
-		rec := s.topics.Record(ev.Event, receivedAt, bodySum, i)
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: raw.HeaderSender, Value: []byte(q.sender)})
-		recs = append(recs, rec)
+		recs = p.expand(parts)
 	}
-	resp.Accepted = events
-
-	handedOff = true
-	err = s.produce(recs, func() { s.release(reserved); s.putBuf(buf) })
-	if err != nil {
-		q.produceFailed(err)
-		return
+	c.handedOff = true
+	if err := s.produce(recs, func() { s.settle(c) }); err != nil {
+		return kafkaError(err)
 	}
-	s.m.accepted.WithLabelValues(string(q.ep.src)).Add(float64(events))
-	if resp.DeadLettered > 0 {
-		s.m.dlq.WithLabelValues(q.ep.name, "invalid_event").Add(float64(resp.DeadLettered))
+	if p.refusal != nil { // the body is on the DLQ
+		s.m.dlq.WithLabelValues(c.ep.name, p.refusal.body.Reason).Inc()
+		return p.refusal
 	}
-	if resp.SkippedNulls > 0 {
-		s.m.nulls.WithLabelValues(q.ep.name).Add(float64(resp.SkippedNulls))
+	if remember {
+		s.seen.add(p.records)
 	}
-	writeJSON(q.w, http.StatusOK, resp)
-}
-
-func (q *request) produceFailed(err error) {
-	if errors.Is(err, errProduceTimeout) {
-		q.refuse(http.StatusServiceUnavailable, "produce_timeout", errorBody{Error: "kafka did not acknowledge in time; nothing is confirmed, retry later"})
-		return
+	s.m.accepted.WithLabelValues(string(c.ep.src)).Add(float64(p.answer.Accepted))
+	if p.answer.DeadLettered > 0 {
+		s.m.dlq.WithLabelValues(c.ep.name, "invalid_event").Add(float64(p.answer.DeadLettered))
 	}
-	q.s.log.Warn("produce failed", "endpoint", q.ep.name, "err", err)
-	q.refuse(http.StatusServiceUnavailable, "produce_error", errorBody{Error: "kafka refused or is unreachable; nothing is confirmed, retry later"})
-}
-
-func (q *request) toDLQ(rec *kgo.Record, reason string) *kgo.Record {
-	rec.Topic = q.s.topics.DLQ()
-	rec.Key = nil
-	rec.Headers = append(rec.Headers,
-		kgo.RecordHeader{Key: raw.HeaderReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: raw.HeaderSender, Value: []byte(q.sender)})
-	return rec
-}
-
-// deadLetterBody keeps the whole body on the DLQ (in parts of at most
-// max_event_bytes) and answers 400 once Kafka acknowledged it, or 503 if
-// Kafka did not. It returns true: the buffer and reservation are handed to
-// the produce.
-func (q *request) deadLetterBody(b []byte, buf *bytes.Buffer, reserved int64, bodySum string, format raw.Format,
-	receivedAt time.Time, kind, reason string, eb errorBody) bool {
-	s := q.s
-	size := s.cfg.MaxEventBytes
-	n := max(1, (len(b)+size-1)/size)
-	recs := make([]*kgo.Record, 0, n)
-	for i := range n {
-		part := b[i*size : min(len(b), (i+1)*size)]
-		rec := s.topics.Record(raw.Event{Source: q.ep.src, Format: format, EventID: "dlq:" + bodySum, Value: part}, receivedAt, bodySum, -1)
-		rec = q.toDLQ(rec, kind+": "+reason)
-		if n > 1 {
-			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: raw.HeaderPart, Value: fmt.Appendf(nil, "%d/%d", i+1, n)})
-		}
-		recs = append(recs, rec)
+	if p.answer.SkippedNulls > 0 {
+		s.m.nulls.WithLabelValues(c.ep.name).Add(float64(p.answer.SkippedNulls))
 	}
-	err := s.produce(recs, func() { s.release(reserved); s.putBuf(buf) })
-	if err != nil {
-		q.produceFailed(err)
-		return true
-	}
-	s.m.dlq.WithLabelValues(q.ep.name, kind).Inc()
-	eb.DeadLettered = true
-	q.refuse(http.StatusBadRequest, kind, eb)
-	return true
-}
-
-func sha256Hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
+	writeJSON(c.w, http.StatusOK, p.answer)
+	return nil
 }

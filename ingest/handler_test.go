@@ -220,7 +220,7 @@ func FuzzHandler(f *testing.F) {
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 1 << 20
 	cfg.MaxInflightBytes = 1 << 30
-	srv, err := newServer(cfg, Settings{Registry: prometheus.NewRegistry(), Topics: raw.Topics{Prefix: "fz."}}, fp, fp)
+	srv, err := newServer(cfg, raw.Topics{Prefix: "fz."}, Settings{Registry: prometheus.NewRegistry()}, fp, fp)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestNoKafka(t *testing.T) {
 	cfg.CreateTopics = true
 	cfg.ProduceTimeout = 500 * time.Millisecond
 	reg := prometheus.NewRegistry()
-	srv, err := New(cfg, Settings{Registry: reg, Topics: raw.Topics{Prefix: testenvName(t)}, Kafka: kc})
+	srv, err := New(cfg, topic.Shared{Kafka: kc, Topics: raw.Topics{Prefix: testenvName(t)}}, Settings{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

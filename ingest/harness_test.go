@@ -34,8 +34,8 @@ func testConfig() Config {
 	c := NewDefaultConfig()
 	c.Listen = "127.0.0.1:0"
 	c.Auth.Tokens = []auth.Token{
-		{Name: "all", SHA256: auth.Hash(tokAll), Scopes: auth.Scopes},
-		{Name: "dashboard", SHA256: auth.Hash(tokDash), Scopes: []auth.Scope{auth.ScopeOversight}},
+		{Name: "all", SHA256: auth.Hash(tokAll), Scopes: auth.Scopes, Reviewer: auth.AnyReviewer},
+		{Name: "dashboard", SHA256: auth.Hash(tokDash), Scopes: []auth.Scope{auth.ScopeOversight, auth.ScopeAccess}, Reviewer: auth.AnyReviewer},
 	}
 	c.ProduceTimeout = 3 * time.Second
 	c.ShutdownTimeout = 20 * time.Second
@@ -71,7 +71,7 @@ func start(t testing.TB, brokers []string, mutate func(*Config)) *harness {
 		mutate(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := New(cfg, Settings{Registry: reg, Topics: topics, Kafka: kc})
+	srv, err := New(cfg, topic.Shared{Kafka: kc, Topics: topics}, Settings{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,9 @@ func (h *harness) records(topicName string) []*kgo.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out []*kgo.Record
-	err := topic.ReadToEnd(ctx, h.kafka, topicName, nil, kgo.NewOffset().AtStart(), func(r *kgo.Record) error {
+	sc := topic.NewScanner(h.kafka)
+	defer sc.Close()
+	err := sc.ReadToEnd(ctx, topicName, nil, topic.FromStart(), func(r *kgo.Record) error {
 		out = append(out, r)
 		return nil
 	})
@@ -263,7 +265,7 @@ func startFake(t *testing.T, fp *fakeProducer, mutate func(*Config)) *harness {
 		mutate(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := newServer(cfg, Settings{Registry: reg, Topics: raw.Topics{Prefix: "fake."}}, fp, fp)
+	srv, err := newServer(cfg, raw.Topics{Prefix: "fake."}, Settings{Registry: reg}, fp, fp)
 	if err != nil {
 		t.Fatal(err)
 	}

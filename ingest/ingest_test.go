@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/auditline/auditline/ingest/auth"
 	"github.com/auditline/auditline/ingest/body"
 	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/privacy/capture"
 )
 
 // sent is one event we posted: its exact bytes and where it must land.
@@ -88,6 +90,23 @@ func TestExamplesRoundTrip(t *testing.T) {
 		b := example(t, tc.file)
 		r := h.post(tc.path, tokAll, b)
 		if r.code != 200 || r.ok.Accepted != 1 || r.ok.Format != "single" {
+			t.Fatalf("%s: %d %s", tc.file, r.code, r.body)
+		}
+		want = append(want, sent{topic: tc.topic, key: tc.key, eventID: tc.eventID, format: "single", value: bytes.TrimSpace(b)})
+	}
+	// auditline's LiteLLM plugin: its payloads, markers and gateway provenance,
+	// as captured from the real proxy (one strict endpoint each for the last two).
+	for _, tc := range []struct {
+		file, path, topic, key, eventID string
+	}{
+		{"plugin_success.json", "/v1/litellm", h.topics.RawLiteLLM(), "d366f4cf-0a4e-4f06-bb79-73327cf86b78", ""},
+		{"plugin_request_started.json", "/v1/litellm/started", h.topics.RawLiteLLM(), "d366f4cf-0a4e-4f06-bb79-73327cf86b78", "request_started:vm-w1-aa753859623e/2"},
+		{"plugin_attempt_failure.json", "/v1/litellm/attempt", h.topics.RawLiteLLM(), "d366f4cf-0a4e-4f06-bb79-73327cf86b78", "attempt:vm-w1-aa753859623e/3"},
+		{"plugin_gateway_config.json", "/v1/litellm/config", h.topics.RawAdmin(), "vm-w0-a5f25d26bab4", "gateway_config:vm-w0-a5f25d26bab4/1"},
+	} {
+		b := event(t, tc.file)
+		r := h.post(tc.path, tokAll, b)
+		if r.code != 200 || r.ok.Accepted != 1 {
 			t.Fatalf("%s: %d %s", tc.file, r.code, r.body)
 		}
 		want = append(want, sent{topic: tc.topic, key: tc.key, eventID: tc.eventID, format: "single", value: bytes.TrimSpace(b)})
@@ -310,9 +329,11 @@ func TestDuplicateDeliveries(t *testing.T) {
 }
 
 // TestDLQ: undecodable bodies and unusable elements are kept on the DLQ,
-// acknowledged before the sender is answered.
+// acknowledged before the sender is answered. Under the capture policy full
+// the DLQ keeps their bytes (TestDLQCapture: under hash it keeps no content).
 func TestDLQ(t *testing.T) {
 	h := start(t, testenv.Kafka(t), func(c *Config) { c.MaxEventBytes = 4096 })
+	h.srv.capt = capture.New(capture.Full)
 	good := batchElements(t)[0]
 	if len(good) > 4096 {
 		h.srv.cfg.MaxEventBytes = len(good) + 1
@@ -445,10 +466,14 @@ func or(a, b string) string {
 // broker: each request that reached ingest is answered 200 after its events
 // are acknowledged, Run returns nil, and Kafka holds every event answered 200.
 func TestGracefulShutdownKafka(t *testing.T) {
-	h := start(t, testenv.Kafka(t), nil)
+	// The broker is given time to acknowledge (a loaded CI box can take more
+	// than the harness's 3 s): this test is about shutdown, and a produce
+	// timeout would answer 503 whether or not shutdown was graceful.
+	h := start(t, testenv.Kafka(t), func(c *Config) { c.ProduceTimeout = 15 * time.Second })
 	const n = 8
 	type result struct {
 		code int
+		body string
 		ids  []string
 		err  error
 	}
@@ -463,8 +488,9 @@ func TestGracefulShutdownKafka(t *testing.T) {
 				results <- result{err: err}
 				return
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			results <- result{code: resp.StatusCode, ids: ids}
+			results <- result{code: resp.StatusCode, body: string(body), ids: ids}
 		}()
 	}
 	// Stop as soon as requests are being handled.
@@ -488,7 +514,7 @@ func TestGracefulShutdownKafka(t *testing.T) {
 				acked[id] = true
 			}
 		default:
-			t.Errorf("status %d during shutdown", r.code)
+			t.Errorf("status %d during shutdown: %s", r.code, r.body)
 		}
 	}
 	if ok < int(inflight) {
@@ -504,4 +530,37 @@ func TestGracefulShutdownKafka(t *testing.T) {
 		}
 	}
 	t.Logf("%v requests in flight at shutdown; %d answered 200 (%d events, all in Kafka)", inflight, ok, len(acked))
+}
+
+// TestDLQCapture: under the default capture policy (hash) a dead-lettered
+// body that is not JSON is a stub naming its SHA-256 and size, and an
+// unusable element keeps every member but content, whose values become their
+// SHA-256; the headers still name the original body's SHA-256.
+func TestDLQCapture(t *testing.T) {
+	fp := &fakeProducer{}
+	h := startFake(t, fp, nil)
+	broken := []byte(`[{"id": "a", "messages": "secret prompt"`)
+	if r := h.post("/v1/litellm", tokAll, broken); r.code != 400 || !r.err.DeadLettered {
+		t.Fatalf("invalid json: %d %s", r.code, r.body)
+	}
+	mixed := []byte(`[{"status": "success", "messages": [{"content": "secret prompt"}], "metadata": {"requester_custom_headers": {"x-a": "secret header"}}}]`)
+	if r := h.post("/v1/litellm", tokAll, mixed); r.code != 200 || r.ok.DeadLettered != 1 {
+		t.Fatalf("element: %d %s", r.code, r.body)
+	}
+	fp.mu.Lock()
+	recs := slices.Clone(fp.recs)
+	fp.mu.Unlock()
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2 on the DLQ", len(recs))
+	}
+	if got, want := recs[0].Value, capture.Stub(capture.Hash, broken); !bytes.Equal(got, want) {
+		t.Errorf("not-JSON body on the DLQ: %s, want %s", got, want)
+	}
+	if b := raw.Header(recs[0], raw.HeaderBatch); !strings.HasPrefix(b, sha256Hex(broken)+"/") {
+		t.Errorf("batch header %q does not name the original body", b)
+	}
+	el := recs[1].Value
+	if bytes.Contains(el, []byte("secret")) || !bytes.Contains(el, []byte(`"status": "success"`)) || !bytes.Contains(el, []byte(`"messages": "sha256:`)) {
+		t.Errorf("element on the DLQ: %s", el)
+	}
 }

@@ -23,6 +23,9 @@ import (
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/source"
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/backoff"
+	"github.com/auditline/auditline/privacy/capture"
+	"github.com/auditline/auditline/privacy/pseudonym"
 )
 
 // producer is what ingest needs of Kafka; topic.Writer satisfies it.
@@ -40,18 +43,22 @@ type partitionCounter interface {
 	Partitions(ctx context.Context, topic string) (int, error)
 }
 
-// Settings is what the caller hands in besides the YAML section.
+// Settings is what the caller hands in besides the configuration.
 type Settings struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	Topics   raw.Topics
-	Kafka    topic.Config
 	// Mount adds the ops endpoints (/metrics, /healthz, /readyz) to ingest's
 	// mux. When nil, ingest serves its own /healthz and /readyz.
 	Mount func(*http.ServeMux)
 	// Getenv resolves tokens configured by environment variable; nil means
 	// os.Getenv.
 	Getenv func(string) string
+	// Capture is the capture policy DLQ copies follow (the pipeline's one
+	// policy, enrich.content.policy); "" is the default, hash.
+	Capture capture.Policy
+	// Pseudonyms, when set, pseudonymise the identity members of DLQ copies
+	// as the records' fields are (enrich.content.pseudonymise).
+	Pseudonyms *pseudonym.Pseudonymiser
 }
 
 // Server is the ingest stage.
@@ -65,32 +72,74 @@ type Server struct {
 	m       *metrics
 	prod    producer
 	parts   partitionCounter
-	writer  *topic.Writer // nil when a test hands in its own producer
+	writer  *kafkaWriter // nil when a test hands in its own producer
 	handler http.Handler
 	now     func() time.Time
+	capt    *capture.Capturer
+	seen    *seenEvents // event id → SHA-256 of strict endpoints' events (seen.go)
 
 	inflight atomic.Int64   // reserved body bytes
 	pending  sync.WaitGroup // produces not yet settled by Kafka
 	bufs     sync.Pool      // *bytes.Buffer
 }
 
-// New builds the stage with a Kafka writer for set.Kafka. Nothing connects
-// until the first request or Ready.
-func New(cfg Config, set Settings) (*Server, error) {
-	w, err := topic.NewWriter(set.Kafka)
+// New builds the stage. It connects nothing: Run (or Serve) makes the Kafka
+// writer for shared.Kafka and closes it on return.
+func New(cfg Config, shared topic.Shared, set Settings) (*Server, error) {
+	w := &kafkaWriter{cfg: shared.Kafka}
+	s, err := newServer(cfg, shared.Topics, set, w, w)
 	if err != nil {
 		return nil, err
 	}
-	s, err := newServer(cfg, set, w, w)
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
-	s.writer = w
+	s.kafka, s.writer = shared.Kafka, w
 	return s, nil
 }
 
-func newServer(cfg Config, set Settings, prod producer, parts partitionCounter) (*Server, error) {
+// kafkaWriter is the producer of a Server built by New: a topic.Writer made
+// when Serve starts and closed when it returns. Before that, and after, every
+// call fails (a request then gets 503, /readyz says not ready).
+type kafkaWriter struct {
+	cfg topic.Config
+	w   atomic.Pointer[topic.Writer]
+}
+
+var errNotServing = errors.New("ingest is not serving (no Kafka writer)")
+
+func (k *kafkaWriter) Produce(ctx context.Context, recs ...*kgo.Record) error {
+	w := k.w.Load()
+	if w == nil {
+		return errNotServing
+	}
+	return w.Produce(ctx, recs...)
+}
+
+func (k *kafkaWriter) Partitions(ctx context.Context, topic string) (int, error) {
+	w := k.w.Load()
+	if w == nil {
+		return 0, errNotServing
+	}
+	return w.Partitions(ctx, topic)
+}
+
+func (k *kafkaWriter) Ping(ctx context.Context) error {
+	w := k.w.Load()
+	if w == nil {
+		return errNotServing
+	}
+	return w.Ping(ctx)
+}
+
+// open makes the writer; the returned func closes it.
+func (k *kafkaWriter) open() (func(), error) {
+	w, err := topic.NewWriter(k.cfg)
+	if err != nil {
+		return nil, err
+	}
+	k.w.Store(w)
+	return func() { k.w.Store(nil); w.Close() }, nil
+}
+
+func newServer(cfg Config, topics raw.Topics, set Settings, prod producer, parts partitionCounter) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -118,7 +167,7 @@ func newServer(cfg Config, set Settings, prod producer, parts partitionCounter) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, topics: set.Topics, kafka: set.Kafka, getenv: getenv, m: m, prod: prod, parts: parts, now: time.Now}
+	s := &Server{cfg: cfg, log: log, topics: topics, getenv: getenv, m: m, prod: prod, parts: parts, now: time.Now, seen: newSeenEvents(), capt: capture.New(set.Capture).WithPseudonyms(set.Pseudonyms)}
 	s.auth.Store(a)
 	if s.topics.Prefix == "" {
 		s.topics = raw.DefaultTopics
@@ -130,6 +179,11 @@ func newServer(cfg Config, set Settings, prod producer, parts partitionCounter) 
 		{name: "audit", path: "/v1/litellm/audit", scope: auth.ScopeAudit, decode: source.Admin},
 		{name: "gateway", path: "/v1/gateway", scope: auth.ScopeGateway, decode: schemas.Gateway, strict: true, src: raw.SourceGateway},
 		{name: "oversight", path: "/v1/oversight", scope: auth.ScopeOversight, decode: schemas.Oversight, strict: true, src: raw.SourceOversight},
+		// auditline's LiteLLM plugin: markers and gateway provenance (same token scope as its payloads)
+		{name: "request_started", path: "/v1/litellm/started", scope: auth.ScopeLiteLLM, decode: schemas.RequestStarted, strict: true, src: raw.SourceRequestStarted},
+		{name: "attempt", path: "/v1/litellm/attempt", scope: auth.ScopeLiteLLM, decode: schemas.Attempt, strict: true, src: raw.SourceAttempt},
+		{name: "gateway_config", path: "/v1/litellm/config", scope: auth.ScopeLiteLLM, decode: schemas.GatewayConfig, strict: true, src: raw.SourceGatewayConfig},
+		{name: "access", path: "/v1/access", scope: auth.ScopeAccess, decode: schemas.Access, strict: true, src: raw.SourceAccess},
 	} {
 		switch ep.name {
 		case "litellm":
@@ -180,18 +234,21 @@ func (s *Server) Ready(ctx context.Context) error {
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		if s.writer != nil {
-			s.writer.Close()
-		}
 		return fmt.Errorf("ingest.listen: %w", err)
 	}
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run on a listener the caller opened (tests use port 0).
+// Serve is Run on a listener the caller opened (tests use port 0); it closes
+// ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.writer != nil {
-		defer s.writer.Close()
+		closeWriter, err := s.writer.open()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer closeWriter()
 	}
 	if s.cfg.CreateTopics && s.writer != nil {
 		tctx, tcancel := context.WithCancel(ctx)
@@ -260,27 +317,20 @@ func (s *Server) waitPending(ctx context.Context, d time.Duration) error {
 // ensureTopics creates missing topics, retrying with backoff while Kafka is
 // unreachable (the stage still serves: /readyz tells whether Kafka answers).
 func (s *Server) ensureTopics(ctx context.Context) {
-	wait := time.Second
-	for attempt := 1; ; attempt++ {
+	err := backoff.Retry(ctx, topicsBackoff, func(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := topic.EnsureTopics(actx, s.kafka, s.topics)
-		cancel()
-		if err == nil {
-			s.log.Info("kafka topics ready", "prefix", s.topics.Prefix)
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
+		defer cancel()
+		return topic.EnsureTopics(actx, s.kafka, s.topics)
+	}, func(attempt int, err error, wait time.Duration) {
 		s.log.Warn("cannot create kafka topics yet; retrying", "attempt", attempt, "in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, time.Minute)
+	})
+	if err == nil {
+		s.log.Info("kafka topics ready", "prefix", s.topics.Prefix)
 	}
 }
+
+// topicsBackoff spaces the attempts to create the topics.
+var topicsBackoff = backoff.Policy{Min: time.Second, Max: time.Minute}
 
 // recoverer is the last line of defence: a panic in a handler is counted,
 // logged with its stack (it is a bug) and answered 500, and the process lives.

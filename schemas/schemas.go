@@ -14,6 +14,11 @@ var FS embed.FS
 // defines each. A new version adds a row; none is ever removed, so ingest
 // accepts every version it ever accepted.
 var Files = map[string]string{
-	"auditline.gateway.v1":   "gateway-event.v1.json",
-	"auditline.oversight.v1": "oversight-event.v1.json",
+	"auditline.gateway.v1":         "gateway-event.v1.json",
+	"auditline.oversight.v1":       "oversight-event.v1.json",
+	"auditline.request_started.v1": "request-started.v1.json",
+	"auditline.gateway_config.v1":  "gateway-config.v1.json",
+	"auditline.approval.v1":        "approval-event.v1.json",
+	"auditline.access.v1":          "access-event.v1.json",
+	"auditline.attempt.v1":         "litellm-attempt.v1.json",
 }

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/local/start.sh all >/dev/null
 # shellcheck disable=SC1091
-source .data/env
+source "${AUDITLINE_DATA:-.data}/env"
 args=("$@")
 quick=0; out=0
 for a in "$@"; do

@@ -64,7 +64,7 @@ ingest:
     query_token: true        # LiteLLM sends budget alerts without an Authorization header
     tokens:
       - {name: litellm-proxy, file: $DEMO/ingest-token, scopes: [litellm, alerts, audit, gateway]}
-      - {name: dashboard, file: $DEMO/oversight-token, scopes: [oversight]}
+      - {name: dashboard, file: $DEMO/oversight-token, scopes: [oversight, access], reviewer: "*"}
 store:
   clickhouse: {addr: ["${AUDITLINE_CLICKHOUSE}"], database: auditline}
 archive:
@@ -73,9 +73,11 @@ archive:
   retention: {mode: COMPLIANCE, period: 24h}
   batch: {max_age: 10s}
   checkpoint: {interval: 30s}
+  raw: {enabled: true, key_store: {dir: $DEMO/raw-keys}}   # raw events sealed too, encrypted per team (docs/archive.md "Raw evidence")
 dashboard:
   listen: 127.0.0.1:8090
   cookie_secure: never       # plain http on loopback
+  clickhouse: {username: dashboard_ro}   # read-only (deploy/local/start.sh creates it); addr and database from store
   ingest:
     url: $INGEST/v1/oversight
     token_file: $DEMO/oversight-token
@@ -169,6 +171,11 @@ for _ in $(seq 1 60); do
   "$BIN" prove --config "$CONFIG" --out "$proof" "$proof_id" >/dev/null 2>&1 && break
   sleep 2
 done
+evidence_out=""
+for _ in $(seq 1 30); do
+  evidence_out=$("$BIN" evidence --config "$CONFIG" "$proof_id" 2>&1) && break
+  sleep 2
+done
 verify_out=$("$BIN" verify --config "$CONFIG" 2>&1) || true
 proof_out=$("$BIN" verify-proof --key "$DEMO/archive-key.pem.pub" "$proof" 2>&1) || true
 
@@ -186,6 +193,9 @@ $(printf '%s\n' "$verify_out" | sed 's/^/  /')
 
 Inclusion proof of record $proof_id ($proof), checked offline:
 $(printf '%s\n' "$proof_out" | sed 's/^/  /')
+
+Its raw source events, from the archive (decrypted, checked against the record's SHA-256s; bin/auditline evidence):
+$(printf '%s\n' "$evidence_out" | sed 's/^/  /')
 
 Example SQL (clickhouse-client --port $CH_TCP_PORT --database auditline):
   SELECT requested_alias, provider, count() AS requests, countIf(fallback_used = 1) AS fallbacks,

@@ -133,7 +133,7 @@ func benchStore(b *testing.B, ch *testenv.Private, kc topic.Config, topics raw.T
 	cfg.RawEvents = false
 	start := time.Now()
 	st := startStore(b, cfg, kc, topics)
-	waitRows(b, conn, db+".decision_records", n, start, ch)
+	waitRows(b, conn, db+"."+TableDecisions, n, start, ch)
 	elapsed := time.Since(start)
 	if err := st.stop(); err != nil {
 		b.Fatal(err)

@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +24,12 @@ func Open(cfg ClickHouseConfig) (driver.Conn, error) {
 	if dial == 0 {
 		dial = 5 * time.Second
 	}
+	tc, err := cfg.TLS.Load()
+	if err != nil {
+		return nil, fmt.Errorf("store.clickhouse.tls: %w", err)
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
+		TLS:             tc,
 		Protocol:        clickhouse.Native,
 		Addr:            cfg.Addr,
 		Auth:            clickhouse.Auth{Database: "default", Username: cfg.Username, Password: cfg.Password},
@@ -31,6 +39,12 @@ func Open(cfg ClickHouseConfig) (driver.Conn, error) {
 		ConnMaxLifetime: time.Hour,
 		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		ReadTimeout:     5 * time.Minute,
+		// A connection keeps the buffer of its largest block (an INSERT of
+		// up to store.batch_bytes, plus its LZ4 copy) for its next query
+		// unless this is set; with several idle connections in the pool that
+		// was the batch held again per connection. Allocating it per INSERT
+		// costs far less than holding it.
+		FreeBufOnConnRelease: true,
 		// On a cluster (deploy/clickhouse/cluster.sql) decision_records is a
 		// Distributed table: an INSERT must return only once the shards
 		// hold the block, as on one server. No effect on local tables.
@@ -124,14 +138,30 @@ func (e errAppend) Error() string { return e.err.Error() }
 func (e errAppend) Unwrap() error { return e.err }
 
 // insert sends one INSERT with the given columns. token, when non-empty, is
-// sent as insert_deduplication_token.
+// sent as insert_deduplication_token, with
+// deduplicate_blocks_in_dependent_materialized_views = 1 (the default on
+// current servers, but a profile may turn it off): the materialized views'
+// tables then drop a repeated block too (see viewTargetsDedupDDL).
 func insert(ctx context.Context, conn driver.Conn, db, table string, cols []string, values []any, token string) error {
+	return insertColumns(ctx, conn, db, table, cols, values, token, false)
+}
+
+// insertColumns is insert; release clears each of values' slices (zeroes its elements, keeping its
+// length and capacity) as soon as clickhouse-go has copied it into its own
+// column block, so that the caller's strings and lists are garbage before
+// the next column is copied: a batch is then held about once, not twice
+// (our buffers, then clickhouse-go's). The caller must rebuild the values
+// before it inserts them again.
+func insertColumns(ctx context.Context, conn driver.Conn, db, table string, cols []string, values []any, token string, release bool) error {
 	q := make([]string, len(cols))
 	for i, c := range cols {
 		q[i] = quote(c)
 	}
 	if token != "" {
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_deduplication_token": token}))
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+			"insert_deduplication_token":                         token,
+			"deduplicate_blocks_in_dependent_materialized_views": 1,
+		}))
 	}
 	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+quote(db)+"."+quote(table)+" ("+strings.Join(q, ", ")+")")
 	if err != nil {
@@ -141,6 +171,9 @@ func insert(ctx context.Context, conn driver.Conn, db, table string, cols []stri
 	for i, v := range values {
 		if err := appendColumn(b.Column(i), v); err != nil {
 			return errAppend{fmt.Errorf("append column %s of %s: %w", cols[i], table, err)}
+		}
+		if release {
+			reflect.ValueOf(v).Clear()
 		}
 	}
 	if err := b.Send(); err != nil {
@@ -182,6 +215,35 @@ func appendRows[T any](c driver.BatchColumn, rows [][]T) error {
 		}
 	}
 	return nil
+}
+
+// newQueryID returns a fresh query id for one INSERT attempt.
+func newQueryID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "auditline-store-" + hex.EncodeToString(b[:])
+}
+
+// waitQuery waits until the server runs no query with id (polling
+// system.processes), or ctx ends.
+func waitQuery(ctx context.Context, conn driver.Conn, id string) error {
+	if id == "" {
+		return nil
+	}
+	for {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = ?", id).Scan(&n); err != nil {
+			return fmt.Errorf("read system.processes: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // progress returns the highest Kafka offset of topic/partition that

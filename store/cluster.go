@@ -53,6 +53,12 @@ func ClusterPlan(db, cluster string, srv Server, replicated bool) ([]string, err
 			}
 			name, cols, engine, args, rest := m[1], m[2], m[3], m[4], m[5]
 			tables[name] = true
+			if replicated && !srv.AtLeast(commentsReplicate) {
+				// A second replica of an 18.x table with column comments
+				// refuses to attach ("Table structure in ZooKeeper is too
+				// different from local table structure", code 122).
+				cols = columnComment.ReplaceAllString(cols, "")
+			}
 			if replicated {
 				path := sqlString(fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s", db, local(name)))
 				if args != "" {
@@ -71,6 +77,16 @@ func ClusterPlan(db, cluster string, srv Server, replicated bool) ([]string, err
 			}
 			out = append(out, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS%sFROM %s%s",
 				m[1], on, s.t(local(unquote(m[2]))), m[3], s.t(local(unquote(m[4]))), m[5]))
+		case strings.HasPrefix(q, "ALTER TABLE ") && strings.HasSuffix(q, " MODIFY SETTING "+dedupWindow):
+			// Replicated tables deduplicate by default (replicated_deduplication_window);
+			// the plain shape needs the window on its _local tables.
+			m := alterSetting.FindStringSubmatch(q)
+			if m == nil || !tables[m[1]] {
+				return nil, fmt.Errorf("cluster plan: unexpected ALTER:\n%s", q)
+			}
+			if !replicated {
+				out = append(out, fmt.Sprintf("ALTER TABLE %s MODIFY SETTING %s", s.t(local(m[1])), dedupWindow))
+			}
 		case strings.HasPrefix(q, "DROP TABLE IF EXISTS "):
 			out = append(out, q+on)
 		case strings.HasPrefix(q, "CREATE VIEW "):
@@ -87,11 +103,19 @@ func ClusterPlan(db, cluster string, srv Server, replicated bool) ([]string, err
 	return out, nil
 }
 
+// commentsReplicate is the first release line on which Replicated tables keep
+// column comments (18.16 refuses them on the second replica; see ClusterPlan).
+var commentsReplicate = Server{19, 1}
+
 var (
+	// ` COMMENT '…'` after a column's type (sqlString escapes ' and \).
+	columnComment = regexp.MustCompile(` COMMENT '(?:[^'\\]|\\.)*'`)
 	// CREATE TABLE IF NOT EXISTS `db`.`name`\n(cols)\nENGINE = Engine[(args)]rest
 	createTable = regexp.MustCompile("(?s)^CREATE TABLE IF NOT EXISTS `[^`]+`\\.`([^`]+)`\n\\((.*)\\)\nENGINE = ([A-Za-z]+)(?:\\(([^)]*)\\))?(\n.*)?$")
 	// CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.`mv` TO `db`.`target` AS<select>FROM `db`.`source`<rest>
-	createMV = regexp.MustCompile("(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (`[^`]+`\\.`[^`]+`) TO `[^`]+`\\.(`[^`]+`) AS(.*?)FROM `[^`]+`\\.(`[^`]+`)(.*)$")
+	// ALTER TABLE `db`.`name` MODIFY SETTING …
+	alterSetting = regexp.MustCompile("^ALTER TABLE `[^`]+`\\.`([^`]+)` MODIFY SETTING ")
+	createMV     = regexp.MustCompile("(?s)^CREATE MATERIALIZED VIEW IF NOT EXISTS (`[^`]+`\\.`[^`]+`) TO `[^`]+`\\.(`[^`]+`) AS(.*?)FROM `[^`]+`\\.(`[^`]+`)(.*)$")
 )
 
 func unquote(s string) string { return strings.Trim(s, "`") }

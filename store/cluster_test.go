@@ -19,11 +19,13 @@ const clusterHeader = `-- auditline schema for a ClickHouse cluster (Replicated 
 -- database "auditline", ClickHouse 24.8+; print one for yours with
 --   auditline migrate --dry-run --cluster NAME --server-version X.Y [--config FILE]
 -- Every node needs the macros {shard} and {replica} and ZooKeeper or
--- ClickHouse Keeper. Apply on one node with
+-- ClickHouse Keeper. Apply it with "auditline migrate --cluster NAME", or on
+-- one node with
 --   clickhouse-client --multiquery < deploy/clickhouse/cluster.sql
--- The statements are idempotent. Tested here only in its Distributed shape on
--- a one-node cluster of ClickHouse 18.16 (TestClusterShape); the Replicated
--- engines need Keeper, which this project's machines do not have.
+-- The statements are idempotent. Applied for real (18.16 form: no column
+-- comments) on 2 shards x 2 replicas with ZooKeeper by tests/cluster
+-- (scripts/cluster-suite.sh); TestClusterShape checks the Distributed shape
+-- on one node of 18.16 and 26.9.
 
 `
 
@@ -44,8 +46,10 @@ func TestClusterSQL(t *testing.T) {
 // docs/sql.md to return the same rows from both (analysts' sessions on a
 // cluster use distributed_product_mode = 'local', see docs/store.md), and the
 // store's progress to read the same.
-func TestClusterShape(t *testing.T) {
-	ch := testenv.StartPrivate(t, "clickhouse")
+func TestClusterShape(t *testing.T) { testenv.ForEachClickHouse(t, testClusterShape) }
+
+func testClusterShape(t *testing.T) {
+	ch := testenv.StartPrivateClickHouse(t)
 	connA, single, srv := testDBAt(t, ch.Addr)
 	loadDocsData(t, connA, single, 100)
 

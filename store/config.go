@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/auditline/auditline/internal/tlsclient"
+	"github.com/auditline/auditline/ledger"
 )
 
 // Defaults for Config, named so that docs and tests can refer to them.
@@ -12,7 +15,7 @@ const (
 	DefaultDatabase      = "auditline"
 	DefaultGroup         = "auditline-store"
 	DefaultBatchRows     = 10_000
-	DefaultBatchBytes    = 32 << 20
+	DefaultBatchBytes    = 16 << 20
 	DefaultLinger        = time.Second
 	DefaultRetryMin      = 200 * time.Millisecond
 	DefaultRetryMax      = 30 * time.Second
@@ -30,6 +33,17 @@ type Config struct {
 	// RawEvents turns on the raw_events table: every source event from the raw
 	// topics and the DLQ, with its original bytes (see RawBodyMax).
 	RawEvents bool `yaml:"raw_events"`
+	// RawEventsFull stores the original bytes of every source event in
+	// raw_events — prompts, responses, client headers: personal data kept in
+	// a second place (docs/privacy.md). Off by default: bodies follow the
+	// capture policy (enrich.content.policy), so under hash raw_events keeps
+	// every other member and only the SHA-256 of content.
+	RawEventsFull bool `yaml:"raw_events_full"`
+	// RawEventsTTL, when set, makes ClickHouse delete raw_events rows this
+	// long after their received_at (a table TTL, set by `auditline migrate`;
+	// ClickHouse 22.2+). 0 keeps them for good. decision_records has no TTL:
+	// records are the audit trail.
+	RawEventsTTL time.Duration `yaml:"raw_events_ttl"`
 	// RawBodyMax is the largest original body stored inline in raw_events; a
 	// larger one keeps its SHA-256, size and Kafka position (a pointer that
 	// `auditline` tools and the archive resolve) and an empty body. 0 keeps
@@ -40,6 +54,10 @@ type Config struct {
 	// ([k·n, (k+1)·n)), so a replay cuts the same batches.
 	BatchRows int `yaml:"batch_rows"`
 	// BatchBytes cuts a batch early once its messages reach this many bytes.
+	// It also bounds what each of the store's readers holds: a partition is
+	// paused once 2 × BatchBytes of its messages are not yet inserted (or
+	// at kafka.max_outstanding_bytes, when lower), so the store holds about
+	// one batch being inserted and one filling per partition it reads.
 	BatchBytes int `yaml:"batch_bytes"`
 	// Linger is how long a partial batch waits for more messages before it is
 	// inserted anyway: the upper bound of the store's added latency.
@@ -51,6 +69,11 @@ type Config struct {
 	RetryMax time.Duration `yaml:"retry_max"`
 	// InsertTimeout bounds one INSERT attempt (a hung server counts as down).
 	InsertTimeout time.Duration `yaml:"insert_timeout"`
+	// Ledger is the live completeness ledger of the LiteLLM plugin's emitter
+	// sequences (package ledger): checked every ledger.interval, reported as
+	// auditline_ledger_* metrics and an ERROR line per gap older than
+	// ledger.alarm_after.
+	Ledger ledger.Config `yaml:"ledger"`
 }
 
 // ClickHouseConfig is how to reach ClickHouse (native protocol: the HTTP
@@ -59,9 +82,13 @@ type ClickHouseConfig struct {
 	Addr     []string `yaml:"addr"` // host:port of the native protocol; env AUDITLINE_CLICKHOUSE
 	Database string   `yaml:"database"`
 	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	Password string   `yaml:"password" secret:"true"`
 	// DialTimeout bounds connecting; 0 means 5 s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// TLS: the native protocol over TLS (the servers' tcp_port_secure,
+	// 9440 by default), the server's certificate checked against
+	// tls.ca_file (a private CA) or the system roots.
+	TLS tlsclient.Config `yaml:"tls"`
 }
 
 // NewDefaultConfig returns the defaults.
@@ -82,6 +109,7 @@ func NewDefaultConfig() Config {
 		RetryMin:      DefaultRetryMin,
 		RetryMax:      DefaultRetryMax,
 		InsertTimeout: DefaultInsertTimeout,
+		Ledger:        ledger.NewDefaultConfig(),
 	}
 }
 
@@ -105,11 +133,17 @@ func (c *Config) Validate() error {
 	if !identifier.MatchString(c.ClickHouse.Database) {
 		add("store.clickhouse.database: %q is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)", c.ClickHouse.Database)
 	}
+	if err := c.ClickHouse.TLS.Validate("store.clickhouse.tls."); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ClickHouse.DialTimeout < 0 {
 		add("store.clickhouse.dial_timeout: %s, want >= 0", c.ClickHouse.DialTimeout)
 	}
 	if c.Group == "" {
 		add("store.group: must not be empty (default %q)", DefaultGroup)
+	}
+	if c.RawEventsTTL < 0 || c.RawEventsTTL%time.Second != 0 {
+		add("store.raw_events_ttl: %s, want whole seconds >= 0 (0 keeps raw events for good)", c.RawEventsTTL)
 	}
 	if c.RawBodyMax < 0 {
 		add("store.raw_body_max: %d, want >= 0 (0 keeps every body)", c.RawBodyMax)
@@ -133,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if c.InsertTimeout <= 0 {
 		add("store.insert_timeout: %s, want > 0", c.InsertTimeout)
+	}
+	if err := c.Ledger.Validate("store.ledger."); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

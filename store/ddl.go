@@ -20,6 +20,9 @@ var (
 	// setting (22.2); it also has the non_replicated_deduplication_window
 	// table setting that makes plain MergeTree tables honour it.
 	dedupSince = Server{22, 2}
+	// modernSince is the first release that gets the features 18.16 lacks
+	// where they pay or are asked for (a raw_events TTL; see docs/store.md).
+	modernSince = dedupSince
 )
 
 // ParseServer parses version() output ("18.16.1", "24.8.4.13").
@@ -46,21 +49,13 @@ func (s Server) AtLeast(o Server) bool {
 // DedupToken reports whether inserts may carry insert_deduplication_token.
 func (s Server) DedupToken() bool { return s.AtLeast(dedupSince) }
 
-// Table names. Every name is created in the configured database.
-const (
-	TableDecisions  = "decision_records"
-	TableRawEvents  = "raw_events"
-	TableRejected   = "rejected_records"
-	TableProgress   = "store_progress"
-	TableVersions   = "decision_versions"
-	TableSuperseded = "decision_superseded"
-	TableMigrations = "schema_migrations"
-)
-
 // schema renders the DDL for one database and server.
 type schema struct {
 	db  string
 	srv Server
+	// variant, when set, is decision_records' layout instead of the one
+	// layoutFor picks for srv (the layout benchmark and upgrade tests).
+	variant *layout
 }
 
 func (s schema) t(name string) string { return quote(s.db) + "." + quote(name) }
@@ -70,21 +65,25 @@ func (s schema) tableSettings() string {
 	if s.srv.DedupToken() {
 		// Keep the hashes of the last 1000 inserted blocks so that a retried
 		// INSERT with the same insert_deduplication_token is dropped.
-		return "\nSETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000"
+		return "\nSETTINGS index_granularity = 8192, " + dedupWindow
 	}
 	return "\nSETTINGS index_granularity = 8192"
 }
 
 // decisionRecordsDDL is decision_records: one row per record version.
-func (s schema) decisionRecordsDDL() string {
+func (s schema) decisionRecordsDDL() string { return s.decisionRecordsDDLAs(TableDecisions) }
+
+// decisionRecordsDDLAs is decision_records' DDL under another name (a rebuild).
+func (s schema) decisionRecordsDDLAs(name string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s\n(\n", s.t(TableDecisions))
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s\n(\n", s.t(name))
 	var lines []string
+	l := s.lay()
 	cols := decisionColumns()
 	for i := 0; i < len(cols); {
 		c := cols[i]
-		if c.nested == "" {
-			lines = append(lines, "    "+columnDef(c.Column))
+		if c.nested == "" || l.flatNested() {
+			lines = append(lines, "    "+l.colDef(c.Column))
 			i++
 			continue
 		}
@@ -93,22 +92,31 @@ func (s schema) decisionRecordsDDL() string {
 		j := i
 		for ; j < len(cols) && cols[j].nested == c.nested; j++ {
 			e := cols[j].Column
-			e.Name = strings.TrimPrefix(e.Name, c.nested+".")
-			e.Type = strings.TrimSuffix(strings.TrimPrefix(e.Type, "Array("), ")")
-			e.Comment = "" // Nested elements take no comments on 18.16
-			inner = append(inner, "        "+columnDef(e))
+			typ := strings.TrimSuffix(strings.TrimPrefix(l.colType(e), "Array("), ")")
+			inner = append(inner, "        "+quote(strings.TrimPrefix(e.Name, c.nested+"."))+" "+typ+l.codec(e))
+			// Nested elements take no comments on 18.16.
 		}
 		lines = append(lines, "    "+quote(c.nested)+" Nested\n    (\n"+strings.Join(inner, ",\n")+"\n    )")
 		i = j
 	}
 	for _, c := range kafkaColumns() {
-		lines = append(lines, "    "+columnDef(c))
+		lines = append(lines, "    "+l.colDef(c))
 	}
 	lines = append(lines, "    `inserted_at` DateTime('UTC') DEFAULT now() COMMENT 'when the store inserted the row'")
+	for _, q := range l.indexDefs() {
+		lines = append(lines, "    "+q)
+	}
 	b.WriteString(strings.Join(lines, ",\n"))
-	fmt.Fprintf(&b, "\n)\nENGINE = ReplacingMergeTree(%s)\nPARTITION BY %s\nORDER BY (%s)%s",
-		decisionVersionCol, decisionPartition, decisionOrderBy, s.tableSettings())
+	b.WriteString("\n)\n" + s.decisionLayout())
 	return b.String()
+}
+
+// decisionLayout is everything of decision_records' DDL but its columns:
+// engine, partitioning, sorting key and settings. A change here needs the
+// table rebuilt (rebuild.go); a new column does not.
+func (s schema) decisionLayout() string {
+	return fmt.Sprintf("ENGINE = ReplacingMergeTree(%s)\nPARTITION BY %s\nORDER BY (%s)%s",
+		decisionVersionCol, decisionPartition, decisionOrderBy, s.tableSettings())
 }
 
 func kafkaColumns() []Column {
@@ -222,6 +230,31 @@ GROUP BY %s, %s`, s.t(src.table+"_progress_mv"), s.t(TableProgress),
 	return out
 }
 
+// viewTargetsDedupDDL gives the tables the materialized views fill
+// (store_progress, decision_versions, decision_superseded) the deduplication
+// window decision_records has. Since 24.x a block that decision_records drops
+// as a repeat (same insert_deduplication_token) still runs through the
+// views, each of which derives a token for its own block: without a window on
+// the view's table, a retried INSERT was stored once in decision_records but
+// twice in the three others (measured on 26.9: 1/2/2/2 rows). With it (and
+// deduplicate_blocks_in_dependent_materialized_views = 1, the default, which
+// the store also sends) a retry adds nothing, and a retry of an INSERT that
+// failed half-way through the views fills in exactly the views' blocks that
+// are missing (TestRetriedInsert).
+func (s schema) viewTargetsDedupDDL() []string {
+	var out []string
+	for _, t := range []string{TableProgress, TableVersions, TableSuperseded} {
+		out = append(out, fmt.Sprintf("ALTER TABLE %s MODIFY SETTING %s", s.t(t), dedupWindow))
+	}
+	return out
+}
+
+// dedupWindow keeps the hashes of the last 1000 blocks inserted into a
+// non-replicated table, so that a repeated block (same
+// insert_deduplication_token) is dropped. Replicated tables deduplicate by
+// default (replicated_deduplication_window).
+const dedupWindow = "non_replicated_deduplication_window = 1000"
+
 // versionsDDL is decision_versions and decision_superseded, both filled by
 // materialized views in the same INSERT as decision_records.
 //
@@ -231,10 +264,10 @@ GROUP BY %s, %s`, s.t(src.table+"_progress_mv"), s.t(TableProgress),
 //
 // decision_superseded holds, for every stored version v > 1 of a record, the
 // versions 1 … v-1 it supersedes. It stays small (one row per amendment) and
-// is what makes "latest version" exact: FINAL collapses the versions of a
-// record only when they share the sorting key, and a late event may change a
-// record's tenant or start time; "(record_id, version) NOT IN decision_superseded"
-// drops the older versions in every case.
+// is what makes "latest version" exact: decision_records keeps every version
+// (the version is in its sorting key, so FINAL collapses only replayed
+// copies), and "(record_id, version) NOT IN decision_superseded" drops the
+// older ones — also when a late event changed a record's tenant or start.
 func (s schema) versionsDDL() []string {
 	return []string{
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s

@@ -24,10 +24,11 @@
 //     retries a failed INSERT it checks whether the attempt was stored after
 //     all (the reply was lost). This makes replays exactly-once on 18.16,
 //     which has no deduplication token for non-replicated tables.
-//   - ReplacingMergeTree(version) on (tenant, start_time, record_id) is the
+//   - ReplacingMergeTree on (tenant, start_time, record_id, version) is the
 //     last layer: duplicate rows that slip through anyway (an INSERT split
 //     across monthly partitions and interrupted half-way) collapse in merges
-//     and under FINAL, which every view uses.
+//     and under FINAL, which every view uses. Versions never collapse: every
+//     version of a record stays readable, and the views pick the latest.
 //   - ClickHouse down or slow: the INSERT is retried with exponential
 //     backoff (store.retry_min … store.retry_max) for as long as the stage
 //     runs; meanwhile the partition's messages stay un-Done, the Reader
@@ -37,6 +38,11 @@
 //     after the failed batch is committed.
 //   - A value that cannot become a row (undecodable JSON, no record id) is
 //     stored unchanged in rejected_records with the reason, never dropped.
+//   - On a cluster (decision_records and raw_events Distributed over
+//     shards) an INSERT is one block per shard, stored independently, so
+//     store_progress cannot speak for the whole batch: offsets it covers,
+//     and every batch being retried, are verified against the rows each
+//     shard holds, and only the missing rows are sent (sharded.go).
 //
 // # Choices
 //

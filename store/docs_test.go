@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/ingest/raw"
 )
 
 // docQueries returns the ```sql blocks of docs/sql.md.
@@ -72,12 +73,24 @@ func loadDocsData(t testing.TB, conn driver.Conn, db string, step int) {
 		}
 	}
 	flush()
+	loadDocsExtras(ctx, t, conn, db)
+}
 
+// loadDocsExtras adds what the documented queries need besides decisions:
+// the raw event record 42 points to, a gateway_config, and one reject.
+func loadDocsExtras(ctx context.Context, t testing.TB, conn driver.Conn, db string) {
+	t.Helper()
 	d := genDecision(42)
 	src := d.Evidence.Sources[0]
-	raws := newRawRows(0)
+	raws := newRawRows(0, nil)
 	_ = raws.add(&kgo.Record{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, Key: []byte(d.Request.RequestKey),
 		Value: []byte(`{"id":"call-00000042"}`), Timestamp: time.UnixMilli(int64(src.ReceivedAt))})
+	// The gateway_config the generated records' emitter announced (seq 1).
+	_ = raws.add(&kgo.Record{Topic: "auditline.raw.admin", Partition: 0, Offset: 0, Key: []byte("proxy-w0"),
+		Headers: []kgo.RecordHeader{{Key: raw.HeaderSource, Value: []byte(raw.SourceGatewayConfig)}, {Key: raw.HeaderEventID, Value: []byte("gateway_config:proxy-w0/1")}},
+		Value: []byte(`{"schema": "auditline.gateway_config.v1", "event_id": "proxy-w0/1", "emitter": "proxy-w0", "seq": 1, "occurred_at": "2025-11-01T00:00:00.000Z", "reason": "start", ` +
+			`"config_hash": "sha256:` + strings.Repeat("0", 63) + `7", "litellm_version": "1.106.2", "config": {"litellm_version": "1.106.2"}}`),
+		Timestamp: time.UnixMilli(int64(genEpoch))})
 	if err := insert(ctx, conn, db, TableRawEvents, raws.columns(), raws.values(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +116,17 @@ func dbConn(t testing.TB, db string) driver.Conn {
 
 // TestDocsSQL runs every SQL block of docs/sql.md and requires each to
 // return at least one row.
-func TestDocsSQL(t *testing.T) {
+func TestDocsSQL(t *testing.T) { testenv.ForEachClickHouse(t, testDocsSQL) }
+
+func testDocsSQL(t *testing.T) {
 	conn, db, _ := testDB(t)
 	loadDocsData(t, conn, db, 50)
+	checkDocsSQL(t, db)
+}
+
+// checkDocsSQL runs every SQL block of docs/sql.md on db (loaded by
+// loadDocsData) and requires each to return at least one row.
+func checkDocsSQL(t *testing.T, db string) {
 	q := dbConn(t, db)
 	for i, sql := range docQueries(t) {
 		first, _, _ := strings.Cut(sql, "\n")
@@ -133,32 +154,34 @@ func TestDocsSQL(t *testing.T) {
 
 // TestViewsAgree checks each aggregate view against the same figure computed
 // from decision_records with the latest-version guard.
-func TestViewsAgree(t *testing.T) {
+func TestViewsAgree(t *testing.T) { testenv.ForEachClickHouse(t, testViewsAgree) }
+
+func testViewsAgree(t *testing.T) {
 	conn, db, _ := testDB(t)
 	loadDocsData(t, conn, db, 200)
 	q := dbConn(t, db)
-	const guard = " AND (record_id, version) NOT IN (SELECT record_id, superseded FROM decision_superseded)"
+	const guard = " AND (record_id, version) NOT IN (SELECT record_id, superseded FROM " + TableSuperseded + ")"
 	for _, tc := range []struct{ name, view, table string }{
-		{"latest", "SELECT toFloat64(count()) FROM decision_records_latest",
-			"SELECT toFloat64(uniqExact(record_id)) FROM decision_records"},
-		{"moved records count once, in their new tenant", "SELECT toFloat64(count()) FROM decision_records_latest WHERE tenant = 'moved'",
-			"SELECT toFloat64(count()) FROM decision_records WHERE tenant = 'moved'"},
-		{"near misses", "SELECT toFloat64(sum(records)) FROM near_misses_daily WHERE tenant = 'tenant-1'",
-			"SELECT toFloat64(count()) FROM decision_records FINAL ARRAY JOIN near_miss_reasons WHERE tenant = 'tenant-1' AND near_miss = 1" + guard},
-		{"fallbacks", "SELECT toFloat64(sum(fallbacks)) FROM routing_daily",
-			"SELECT toFloat64(countIf(fallback_used = 1)) FROM decision_records FINAL WHERE 1" + guard},
-		{"attempts", "SELECT toFloat64(sum(attempts)) FROM provider_attempts_daily",
-			"SELECT toFloat64(sum(length(attempts.event_id))) FROM decision_records FINAL WHERE 1" + guard},
-		{"guardrails", "SELECT toFloat64(sum(runs)) FROM guardrail_outcomes_daily",
-			"SELECT toFloat64(sum(length(guardrails.name))) FROM decision_records FINAL WHERE 1" + guard},
-		{"spend", "SELECT round(sum(cost_usd), 6) FROM spend_daily",
-			"SELECT round(sum(cost_usd), 6) FROM decision_records FINAL WHERE 1" + guard},
-		{"sampled", "SELECT toFloat64(count()) FROM sample_queue",
-			"SELECT toFloat64(countIf(sampled = 1)) FROM decision_records FINAL WHERE 1" + guard},
-		{"reviewed", "SELECT toFloat64(countIf(review_status != 'pending')) FROM sample_queue",
-			"SELECT toFloat64(countIf(sampled = 1 AND review_status != '')) FROM decision_records FINAL WHERE 1" + guard},
-		{"team budgets", "SELECT toFloat64(count()) FROM budget_proximity WHERE entity_type = 'team'",
-			"SELECT toFloat64(uniqExact(tenant, team_id)) FROM decision_records FINAL WHERE budget_team_max_budget IS NOT NULL" + guard},
+		{"latest", "SELECT toFloat64(count()) FROM " + ViewLatest,
+			"SELECT toFloat64(uniqExact(record_id)) FROM " + TableDecisions},
+		{"moved records count once, in their new tenant", "SELECT toFloat64(count()) FROM " + ViewLatest + " WHERE tenant = 'moved'",
+			"SELECT toFloat64(count()) FROM " + TableDecisions + " WHERE tenant = 'moved'"},
+		{"near misses", "SELECT toFloat64(sum(records)) FROM " + ViewNearMissesDaily + " WHERE tenant = 'tenant-1'",
+			"SELECT toFloat64(count()) FROM " + TableDecisions + " FINAL ARRAY JOIN near_miss_reasons WHERE tenant = 'tenant-1' AND near_miss = 1" + guard},
+		{"fallbacks", "SELECT toFloat64(sum(fallbacks)) FROM " + ViewRoutingDaily,
+			"SELECT toFloat64(countIf(fallback_used = 1)) FROM " + TableDecisions + " FINAL WHERE 1" + guard},
+		{"attempts", "SELECT toFloat64(sum(attempts)) FROM " + ViewProviderAttemptsDaily,
+			"SELECT toFloat64(sum(length(attempts.event_id))) FROM " + TableDecisions + " FINAL WHERE 1" + guard},
+		{"guardrails", "SELECT toFloat64(sum(runs)) FROM " + ViewGuardrailOutcomesDaily,
+			"SELECT toFloat64(sum(length(guardrails.name))) FROM " + TableDecisions + " FINAL WHERE 1" + guard},
+		{"spend", "SELECT round(sum(cost_usd), 6) FROM " + ViewSpendDaily,
+			"SELECT round(sum(cost_usd), 6) FROM " + TableDecisions + " FINAL WHERE 1" + guard},
+		{"sampled", "SELECT toFloat64(count()) FROM " + ViewSampleQueue,
+			"SELECT toFloat64(countIf(sampled = 1)) FROM " + TableDecisions + " FINAL WHERE 1" + guard},
+		{"reviewed", "SELECT toFloat64(countIf(review_status != 'pending')) FROM " + ViewSampleQueue,
+			"SELECT toFloat64(countIf(sampled = 1 AND review_status != '')) FROM " + TableDecisions + " FINAL WHERE 1" + guard},
+		{"team budgets", "SELECT toFloat64(count()) FROM " + ViewBudgetProximity + " WHERE entity_type = 'team'",
+			"SELECT toFloat64(uniqExact(tenant, team_id)) FROM " + TableDecisions + " FINAL WHERE budget_team_max_budget IS NOT NULL" + guard},
 	} {
 		var v, w float64
 		if err := q.QueryRow(context.Background(), tc.view).Scan(&v); err != nil {

@@ -281,7 +281,7 @@ func startStore(t testing.TB, cfg Config, kc topic.Config, topics raw.Topics) *r
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	s, err := New(cfg, kc, topics, Settings{Logger: log, Registry: reg})
+	s, err := New(cfg, topic.Shared{Kafka: kc, Topics: topics}, Settings{Logger: log, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

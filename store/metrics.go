@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "auditline_store_rejected_total", Help: "Kafka values that could not become rows, stored in rejected_records.",
 		}, []string{"table"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "auditline_store_replayed_skipped_total", Help: "Messages skipped because store_progress shows them already inserted.",
+			Name: "auditline_store_replayed_skipped_total", Help: "Messages not inserted again because ClickHouse already holds them (store_progress on one server; on a cluster, the rows each shard holds).",
 		}, []string{"table"}),
 		landed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditline_store_lost_replies_total", Help: "Failed INSERTs found stored before a retry, and not repeated.",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -22,15 +23,23 @@ type Migration struct {
 // Migrations returns the versioned migrations for database db on server srv.
 // Never edit a released migration: append a new one. (Columns added to
 // record.Decision need no migration; see Migrate.)
-func Migrations(db string, srv Server) []Migration {
-	s := schema{db: db, srv: srv}
-	return []Migration{
-		{1, "create decision_records", []string{s.decisionRecordsDDL()}},
-		{2, "create raw_events", []string{s.rawEventsDDL()}},
-		{3, "create rejected_records", []string{s.rejectedDDL()}},
-		{4, "create store_progress and its materialized views", s.progressDDL()},
-		{5, "create decision_versions, decision_superseded and their materialized views", s.versionsDDL()},
+func Migrations(db string, srv Server) []Migration { return schema{db: db, srv: srv}.migrations() }
+
+func (s schema) migrations() []Migration {
+	srv := s.srv
+	out := []Migration{
+		{1, "create " + TableDecisions, []string{s.decisionRecordsDDL()}},
+		{2, "create " + TableRawEvents, []string{s.rawEventsDDL()}},
+		{3, "create " + TableRejected, []string{s.rejectedDDL()}},
+		{4, "create " + TableProgress + " and its materialized views", s.progressDDL()},
+		{5, "create " + TableVersions + ", " + TableSuperseded + " and their materialized views", s.versionsDDL()},
 	}
+	if srv.DedupToken() {
+		// Only where it applies, so that a database created on an older
+		// server gets it at the first migrate after the server's upgrade.
+		out = append(out, Migration{6, "deduplication window on the materialized views' tables", s.viewTargetsDedupDDL()})
+	}
+	return out
 }
 
 // Plan is every statement Migrate would run on an empty database, in order:
@@ -65,17 +74,24 @@ ORDER BY (version, name)`, s.t(TableMigrations))
 //  1. CREATE DATABASE and schema_migrations.
 //  2. Every versioned migration not yet recorded, in order; each recorded
 //     with its version, name and the SHA-256 of its statements.
-//  3. Columns: every column derived from record.Fields that decision_records
+//  3. Layout: when decision_records' engine, sorting key, settings or
+//     column types differ from what this server gets (decisionLayout), the
+//     table is rebuilt (rebuild.go; refused while a store is writing).
+//  4. Columns: every column derived from record.Fields that decision_records
 //     lacks is added (ALTER TABLE … ADD COLUMN … AFTER, recorded as version
 //     0). A column whose type differs is an error: changing a type needs a
 //     hand-written migration, never a silent rewrite.
-//  4. Views: each view whose SQL checksum differs from the last recorded one
+//  5. Views: each view whose SQL checksum differs from the last recorded one
 //     (or that is missing) is dropped and created again.
 func Migrate(ctx context.Context, conn driver.Conn, db string, srv Server, log *slog.Logger) ([]string, error) {
+	return schema{db: db, srv: srv}.migrate(ctx, conn, log)
+}
+
+func (s schema) migrate(ctx context.Context, conn driver.Conn, log *slog.Logger) ([]string, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := schema{db: db, srv: srv}
+	db := s.db
 	var done []string
 	exec := func(what, q string) error {
 		if err := conn.Exec(ctx, q); err != nil {
@@ -86,7 +102,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string, srv Server, log *
 	if err := exec("create database", "CREATE DATABASE IF NOT EXISTS "+quote(db)); err != nil {
 		return nil, err
 	}
-	if err := exec("create schema_migrations", s.migrationsDDL()); err != nil {
+	if err := exec("create "+TableMigrations, s.migrationsDDL()); err != nil {
 		return nil, err
 	}
 	applied, err := appliedMigrations(ctx, conn, s)
@@ -104,10 +120,12 @@ func Migrate(ctx context.Context, conn driver.Conn, db string, srv Server, log *
 		return nil
 	}
 
-	for _, m := range Migrations(db, srv) {
+	created := false // decision_records created by this run, in the current layout
+	for _, m := range s.migrations() {
 		if _, ok := applied[m.Name]; ok {
 			continue
 		}
+		created = created || m.Version == 1
 		for _, q := range m.Statements {
 			if err := exec(m.Name, q); err != nil {
 				return done, err
@@ -118,6 +136,20 @@ func Migrate(ctx context.Context, conn driver.Conn, db string, srv Server, log *
 		}
 		log.Info("migration applied", "version", m.Version, "name", m.Name)
 		done = append(done, fmt.Sprintf("%d %s", m.Version, m.Name))
+	}
+
+	if layout := checksum(s.layoutSignature()); applied[layoutRecord] != layout {
+		if !created {
+			what, err := s.rebuildDecisions(ctx, conn, log)
+			if err != nil {
+				return done, err
+			}
+			done = append(done, what)
+			clear(applied) // re-create every view over the new table
+		}
+		if err := record(0, layoutRecord, layout); err != nil {
+			return done, err
+		}
 	}
 
 	added, err := s.addMissingColumns(ctx, conn)
@@ -164,14 +196,14 @@ func Migrate(ctx context.Context, conn driver.Conn, db string, srv Server, log *
 func appliedMigrations(ctx context.Context, conn driver.Conn, s schema) (map[string]string, error) {
 	rows, err := conn.Query(ctx, "SELECT name, argMax(checksum, applied_at) FROM "+s.t(TableMigrations)+" GROUP BY name")
 	if err != nil {
-		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+		return nil, fmt.Errorf("migrate: read %s: %w", TableMigrations, err)
 	}
 	defer rows.Close()
 	out := map[string]string{}
 	for rows.Next() {
 		var name, sum string
 		if err := rows.Scan(&name, &sum); err != nil {
-			return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+			return nil, fmt.Errorf("migrate: read %s: %w", TableMigrations, err)
 		}
 		out[name] = sum
 	}
@@ -207,13 +239,14 @@ func (s schema) addMissingColumns(ctx context.Context, conn driver.Conn) ([]alte
 	var out []alter
 	var typeErrs []string
 	prev := ""
+	l := s.lay()
 	for _, c := range decisionColumns() {
 		t, ok := have[c.Name]
 		switch {
-		case ok && normType(t) != normType(c.Type):
-			typeErrs = append(typeErrs, fmt.Sprintf("%s is %s, want %s", c.Name, t, c.Type))
+		case ok && normType(t) != normType(l.colType(c.Column)):
+			typeErrs = append(typeErrs, fmt.Sprintf("%s is %s, want %s", c.Name, t, l.colType(c.Column)))
 		case !ok:
-			q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s", s.t(TableDecisions), columnDef(c.Column))
+			q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s", s.t(TableDecisions), l.colDef(c.Column))
 			if prev != "" {
 				q += " AFTER " + quote(prev)
 			}
@@ -269,4 +302,47 @@ func checksum(stmts ...string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// rawEventsTTLRecord names the raw_events TTL in schema_migrations.
+const rawEventsTTLRecord = "raw_events ttl"
+
+// SetRawEventsTTL gives raw_events the table TTL of store.raw_events_ttl
+// (rows are deleted ttl after received_at; 0 removes a TTL set before) when
+// it differs from the one recorded, and returns what it did. Run it after
+// Migrate. A TTL needs ClickHouse 22.2+ here: on an older server a non-zero
+// ttl is an error that says how to expire raw events by hand.
+func SetRawEventsTTL(ctx context.Context, conn driver.Conn, db string, srv Server, ttl time.Duration) ([]string, error) {
+	s := schema{db: db, srv: srv}
+	clause := ""
+	if ttl > 0 {
+		clause = fmt.Sprintf("received_at + toIntervalSecond(%d)", int64(ttl/time.Second))
+	}
+	if !srv.AtLeast(modernSince) {
+		if ttl > 0 {
+			return nil, fmt.Errorf("store.raw_events_ttl: a table TTL needs ClickHouse %s or later (this server is %s); unset it and drop old months by hand: ALTER TABLE %s DROP PARTITION <yyyymm>", modernSince, srv, s.t(TableRawEvents))
+		}
+		return nil, nil
+	}
+	applied, err := appliedMigrations(ctx, conn, s)
+	if err != nil {
+		return nil, err
+	}
+	sum := checksum(clause)
+	if applied[rawEventsTTLRecord] == sum || (clause == "" && applied[rawEventsTTLRecord] == "") {
+		return nil, nil
+	}
+	q := "ALTER TABLE " + s.t(TableRawEvents) + " MODIFY TTL " + clause
+	what := "raw_events TTL " + ttl.String()
+	if clause == "" {
+		q, what = "ALTER TABLE "+s.t(TableRawEvents)+" REMOVE TTL", "raw_events TTL removed"
+	}
+	if err := conn.Exec(ctx, q); err != nil {
+		return nil, fmt.Errorf("migrate: %s: %w", what, err)
+	}
+	if err := insert(ctx, conn, db, TableMigrations, []string{"version", "name", "checksum"},
+		[]any{[]uint32{0}, []string{rawEventsTTLRecord}, []string{sum}}, ""); err != nil {
+		return nil, fmt.Errorf("migrate: record %s: %w", what, err)
+	}
+	return []string{what}, nil
 }

@@ -18,11 +18,13 @@ import (
 // keep arriving, starts it again, and checks that every record is stored
 // exactly once: nothing lost, no duplicate row (not even one that a merge
 // would hide later).
-func TestClickHouseOutage(t *testing.T) {
+func TestClickHouseOutage(t *testing.T) { testenv.ForEachClickHouse(t, testClickHouseOutage) }
+
+func testClickHouseOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stops a server for 30 s")
 	}
-	ch := testenv.StartPrivate(t, "clickhouse")
+	ch := testenv.StartPrivateClickHouse(t)
 	conn, db, _ := testDBAt(t, ch.Addr)
 	kc, topics := setupTopics(t)
 	q := func(s string) string { return strings.ReplaceAll(s, "{db}", quote(db)) }
@@ -65,7 +67,7 @@ func TestClickHouseOutage(t *testing.T) {
 	cfg.RetryMax = 2 * time.Second
 	st := startStore(t, cfg, kc, topics)
 	deadline := time.Now().Add(time.Minute)
-	for count(t, conn, q("SELECT count() FROM {db}.decision_records")) < 2000 {
+	for count(t, conn, q("SELECT count() FROM {db}."+TableDecisions)) < 2000 {
 		if time.Now().After(deadline) {
 			t.Fatal("no rows before the outage")
 		}
@@ -82,26 +84,26 @@ func TestClickHouseOutage(t *testing.T) {
 	wg.Wait()
 	t.Logf("produced %d decisions", produced)
 
-	waitCount(t, conn, 2*time.Minute, uint64(produced), q("SELECT count() FROM {db}.decision_records"))
+	waitCount(t, conn, 2*time.Minute, uint64(produced), q("SELECT count() FROM {db}."+TableDecisions))
 	time.Sleep(time.Second) // anything extra would show now
 	var rows, ids uint64
 	var minKey, maxKey string
-	if err := conn.QueryRow(context.Background(), q("SELECT count(), uniqExact(record_id), min(request_key), max(request_key) FROM {db}.decision_records")).
+	if err := conn.QueryRow(context.Background(), q("SELECT count(), uniqExact(record_id), min(request_key), max(request_key) FROM {db}."+TableDecisions)).
 		Scan(&rows, &ids, &minKey, &maxKey); err != nil {
 		t.Fatal(err)
 	}
 	if rows != uint64(produced) || ids != uint64(produced) {
 		t.Fatalf("%d rows for %d record ids, want %d of each", rows, ids, produced)
 	}
-	if n := count(t, conn, q("SELECT count() FROM {db}.decision_records WHERE record_id IN (SELECT record_id FROM {db}.decision_records_latest)")); n != uint64(produced) {
+	if n := count(t, conn, q("SELECT count() FROM {db}."+TableDecisions+" WHERE record_id IN (SELECT record_id FROM {db}."+ViewLatest+")")); n != uint64(produced) {
 		t.Fatalf("latest view misses records: %d", n)
 	}
 	// Every request key 0 … produced-1 is there.
-	if n := count(t, conn, q("SELECT count() FROM {db}.decision_records WHERE record_id IN (SELECT record_id FROM {db}.decision_versions)")); n != uint64(produced) {
+	if n := count(t, conn, q("SELECT count() FROM {db}."+TableDecisions+" WHERE record_id IN (SELECT record_id FROM {db}."+TableVersions+")")); n != uint64(produced) {
 		t.Fatalf("decision_versions misses records: %d", n)
 	}
 	for _, i := range []int{0, produced / 2, produced - 1} {
-		if n := count(t, conn, q("SELECT count() FROM {db}.decision_records WHERE record_id = ?"), record.ID(keyOf(i))); n != 1 {
+		if n := count(t, conn, q("SELECT count() FROM {db}."+TableDecisions+" WHERE record_id = ?"), record.ID(keyOf(i))); n != 1 {
 			t.Errorf("record %d stored %d times", i, n)
 		}
 	}

@@ -36,10 +36,10 @@ func BenchmarkQueries(b *testing.B) {
 	const cols = "SELECT record_id, version, start_time, requested_alias, provider, outcome, near_miss, cost_usd"
 	const tail = " ORDER BY start_time DESC, record_id DESC LIMIT 50"
 	for _, tc := range []struct{ name, sql string }{
-		{"final", cols + " FROM decision_records FINAL" + filter + tail},
-		{"guard", cols + " FROM decision_records FINAL" + filter +
-			" AND (record_id, version) NOT IN (SELECT record_id, superseded FROM decision_superseded)" + tail},
-		{"view", cols + " FROM decision_records_latest" + filter + tail},
+		{"final", cols + " FROM " + TableDecisions + " FINAL" + filter + tail},
+		{"guard", cols + " FROM " + TableDecisions + " FINAL" + filter +
+			" AND (record_id, version) NOT IN (SELECT record_id, superseded FROM " + TableSuperseded + ")" + tail},
+		{"view", cols + " FROM " + ViewLatest + filter + tail},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {

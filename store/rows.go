@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/privacy/capture"
 )
 
 // rows accumulates one batch of one table, column by column (clickhouse-go's
@@ -32,27 +33,14 @@ type rows interface {
 	reset()
 }
 
-// decisionRows builds decision_records rows from the JSON of record.Decision.
+// decisionRows builds decision_records rows from the JSON of record.Decision,
+// through the decision codec (DecisionBatch).
 type decisionRows struct {
-	cols  []column
-	names []string
-	bufs  []colBuf
-	topic buf[string]
-	part  buf[int32]
-	off   buf[int64]
-	n     int
-	d     record.Decision // decode target, reused
+	b *DecisionBatch
+	d record.Decision // decode target, reused
 }
 
-func newDecisionRows() *decisionRows {
-	r := &decisionRows{cols: decisionColumns()}
-	for _, c := range r.cols {
-		r.names = append(r.names, c.Name)
-		r.bufs = append(r.bufs, c.new())
-	}
-	r.names = append(r.names, ColTopic, ColPartition, ColOffset)
-	return r
-}
+func newDecisionRows() *decisionRows { return &decisionRows{b: NewDecisionBatch()} }
 
 // ErrInvalid marks a value that decodes but cannot be stored.
 var ErrInvalid = errors.New("invalid decision")
@@ -80,42 +68,20 @@ func (r *decisionRows) add(rec *kgo.Record) error {
 	if err := DecodeDecision(rec.Value, &r.d); err != nil {
 		return err
 	}
-	p := unsafe.Pointer(&r.d)
-	for _, b := range r.bufs {
-		b.add(p)
-	}
-	r.topic.v = append(r.topic.v, rec.Topic)
-	r.part.v = append(r.part.v, rec.Partition)
-	r.off.v = append(r.off.v, rec.Offset)
-	r.n++
+	r.b.Append(&r.d, rec.Topic, rec.Partition, rec.Offset)
 	return nil
 }
 
-func (r *decisionRows) len() int          { return r.n }
-func (r *decisionRows) columns() []string { return r.names }
-
-func (r *decisionRows) values() []any {
-	out := make([]any, 0, len(r.bufs)+3)
-	for _, b := range r.bufs {
-		out = append(out, b.values())
-	}
-	return append(out, r.topic.v, r.part.v, r.off.v)
-}
-
-func (r *decisionRows) reset() {
-	for _, b := range r.bufs {
-		b.reset()
-	}
-	r.topic.reset()
-	r.part.reset()
-	r.off.reset()
-	r.n = 0
-}
+func (r *decisionRows) len() int          { return r.b.Len() }
+func (r *decisionRows) columns() []string { return r.b.Columns() }
+func (r *decisionRows) values() []any     { return r.b.Values() }
+func (r *decisionRows) reset()            { r.b.Reset() }
 
 // rawRows builds raw_events rows: every Kafka record of a raw topic becomes
 // a row; nothing is ever rejected.
 type rawRows struct {
 	bodyMax int
+	capt    *capture.Capturer // the capture policy bodies and header values follow
 	names   []string
 
 	topic, key, source, format, eventID, batch, reason, sum, body []string
@@ -127,8 +93,11 @@ type rawRows struct {
 	hkeys, hvals                                                  [][]string
 }
 
-func newRawRows(bodyMax int) *rawRows {
-	r := &rawRows{bodyMax: bodyMax}
+func newRawRows(bodyMax int, capt *capture.Capturer) *rawRows {
+	if capt == nil {
+		capt = capture.New(capture.Full)
+	}
+	r := &rawRows{bodyMax: bodyMax, capt: capt}
 	for _, c := range rawEventsColumns {
 		r.names = append(r.names, c.Name)
 	}
@@ -146,22 +115,28 @@ func (r *rawRows) add(rec *kgo.Record) error {
 	r.format = append(r.format, raw.Header(rec, raw.HeaderFormat))
 	r.eventID = append(r.eventID, raw.Header(rec, raw.HeaderEventID))
 	r.batch = append(r.batch, raw.Header(rec, raw.HeaderBatch))
-	r.reason = append(r.reason, raw.Header(rec, raw.HeaderReason))
+	r.reason = append(r.reason, r.capt.Text(raw.Header(rec, raw.HeaderReason)))
 	r.received = append(r.received, dateTime(recv))
 	r.receivedMS = append(r.receivedMS, recv)
 	r.tsMS = append(r.tsMS, rec.Timestamp.UnixMilli())
 	r.sum = append(r.sum, hex.EncodeToString(sum[:]))
 	r.size = append(r.size, uint32(min(len(rec.Value), 1<<32-1)))
-	if r.bodyMax == 0 || len(rec.Value) <= r.bodyMax {
-		r.body = append(r.body, string(rec.Value))
-		r.stored = append(r.stored, 1)
+	// sha256 and size are those of the original bytes (the evidence); the
+	// body is what the capture policy keeps of them (body_stored 2 when that
+	// differs from the original bytes, 1 when it is them).
+	if body := r.capt.Body(rec.Value); r.bodyMax == 0 || len(body) <= r.bodyMax {
+		// Not copied: body is the record's own bytes or a fresh rewrite, and
+		// neither changes until the batch is inserted (clickhouse-go copies
+		// it into its block), so a copy here would hold the batch twice.
+		r.body = append(r.body, unsafe.String(unsafe.SliceData(body), len(body)))
+		r.stored = append(r.stored, storedFlag(body, rec.Value))
 	} else {
 		r.body = append(r.body, "")
 		r.stored = append(r.stored, 0)
 	}
 	ks, vs := make([]string, len(rec.Headers)), make([]string, len(rec.Headers))
 	for i, h := range rec.Headers {
-		ks[i], vs[i] = h.Key, string(h.Value)
+		ks[i], vs[i] = h.Key, r.capt.Text(string(h.Value))
 	}
 	r.hkeys = append(r.hkeys, ks)
 	r.hvals = append(r.hvals, vs)
@@ -178,7 +153,16 @@ func (r *rawRows) values() []any {
 }
 
 func (r *rawRows) reset() {
-	*r = rawRows{bodyMax: r.bodyMax, names: r.names}
+	*r = rawRows{bodyMax: r.bodyMax, capt: r.capt, names: r.names}
+}
+
+// storedFlag is body_stored for a body kept: 1 when it is the original bytes,
+// 2 when the capture policy replaced part of them.
+func storedFlag(body, orig []byte) uint8 {
+	if len(body) == len(orig) && (len(body) == 0 || &body[0] == &orig[0] || string(body) == string(orig)) {
+		return 1
+	}
+	return 2
 }
 
 // rejectRows builds rejected_records rows.

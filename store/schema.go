@@ -32,10 +32,18 @@ const (
 
 // Sorting and partitioning of decision_records. The columns must exist in
 // record.Fields; TestSchemaKeys checks that they do.
+//
+// The version is part of the sorting key, so ReplacingMergeTree collapses
+// only copies of one version (a replay), never two versions of a record:
+// every version stays readable (the dashboards' ?v=N, docs/sql.md's record
+// history), and the latest one is chosen by the latest-version guard
+// (decision_superseded) or the dashboards' join, not by merges. Before
+// that, the first merge dropped a record's older versions (decision_records
+// layout 2 rebuilds tables of layout 1; see rebuild.go).
 const (
 	decisionVersionCol = "version"
 	decisionPartition  = "toYYYYMM(start_time)"
-	decisionOrderBy    = "tenant, start_time, record_id"
+	decisionOrderBy    = "tenant, start_time, record_id, version"
 )
 
 const dateTimeUTC = "DateTime('UTC')"

@@ -14,15 +14,24 @@ import (
 
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/backoff"
+	"github.com/auditline/auditline/ledger"
+	"github.com/auditline/auditline/privacy/capture"
+	"github.com/auditline/auditline/privacy/pseudonym"
 )
 
-// Settings is what the caller hands the store besides its Config.
+// Settings is what the caller hands the store besides its configuration.
 type Settings struct {
 	Logger   *slog.Logger          // nil: slog.Default()
 	Registry prometheus.Registerer // nil: a private registry (metrics unexported)
-	// ReaderOptions tune the Kafka readers (tests shorten timeouts); the
-	// store sets TickInterval and Logger itself.
-	ReaderOptions topic.ReaderOptions
+	// Capture is the capture policy raw_events bodies follow (the pipeline's
+	// one policy, enrich.content.policy; "" is the default, hash) unless
+	// store.raw_events_full opts in to the original bytes.
+	Capture capture.Policy
+	// Pseudonyms, when set, pseudonymise the identity members of raw_events
+	// bodies as the records' fields are (enrich.content.pseudonymise), even
+	// under store.raw_events_full.
+	Pseudonyms *pseudonym.Pseudonymiser
 }
 
 // Store consumes the decisions topic (and, with RawEvents, every raw topic
@@ -36,11 +45,13 @@ type Store struct {
 	conn   driver.Conn
 	m      *metrics
 	lag    *lagCollector
+	ledger *ledger.Monitor
 }
 
 // New builds the store. It does not contact any server: Run waits for
-// ClickHouse and Kafka.
-func New(cfg Config, kafka topic.Config, topics raw.Topics, set Settings) (*Store, error) {
+// ClickHouse, then makes its Kafka readers.
+func New(cfg Config, shared topic.Shared, set Settings) (*Store, error) {
+	kafka, topics := shared.Kafka, shared.Topics
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -65,7 +76,11 @@ func New(cfg Config, kafka topic.Config, topics raw.Topics, set Settings) (*Stor
 	if err != nil {
 		return nil, err
 	}
-	return &Store{cfg: cfg, kafka: kafka, topics: topics, set: set, log: set.Logger, conn: conn, m: m, lag: lag}, nil
+	mon, err := ledger.NewMonitor(cfg.Ledger, conn, cfg.ClickHouse.Database, set.Registry, set.Logger.With("component", "ledger"))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{cfg: cfg, kafka: kafka, topics: topics, set: set, log: set.Logger, conn: conn, m: m, lag: lag, ledger: mon}, nil
 }
 
 // Ready reports whether ClickHouse answers and decision_records exists.
@@ -98,8 +113,15 @@ func (s *Store) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	sharded, err := s.shardedTables(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	s.log.Info("store starting", "clickhouse", srv.String(), "database", s.cfg.ClickHouse.Database,
-		"dedup_token", srv.DedupToken(), "raw_events", s.cfg.RawEvents)
+		"dedup_token", srv.DedupToken(), "raw_events", s.cfg.RawEvents, "raw_events_capture", s.rawCapture().Policy(), "sharded", sharded[TableDecisions])
 
 	type job struct {
 		group string
@@ -110,21 +132,21 @@ func (s *Store) Run(ctx context.Context) error {
 		newWriter(TableDecisions, s.cfg.ClickHouse.Database, s.conn, srv, s.cfg, func() rows { return newDecisionRows() }, s.log, s.m)}}
 	if s.cfg.RawEvents {
 		for _, t := range []string{s.topics.RawLiteLLM(), s.topics.RawGateway(), s.topics.RawAlerts(), s.topics.RawAdmin(), s.topics.DLQ()} {
-			bodyMax := s.cfg.RawBodyMax
+			bodyMax, capt := s.cfg.RawBodyMax, s.rawCapture()
 			jobs = append(jobs, job{s.cfg.Group + "-" + strings.TrimPrefix(t, s.topics.Prefix), t,
-				newWriter(TableRawEvents, s.cfg.ClickHouse.Database, s.conn, srv, s.cfg, func() rows { return newRawRows(bodyMax) }, s.log, s.m)})
+				newWriter(TableRawEvents, s.cfg.ClickHouse.Database, s.conn, srv, s.cfg, func() rows { return newRawRows(bodyMax, capt) }, s.log, s.m)})
 		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	wg.Go(func() { s.ledger.Run(ctx) }) // the live completeness ledger: never fails, stops with ctx
 	errs := make([]error, len(jobs))
 	for i, j := range jobs {
-		opts := s.set.ReaderOptions
-		opts.TickInterval = max(s.cfg.Linger/4, 20*time.Millisecond)
-		opts.Logger = s.log.With("topic", j.topic)
-		r, err := topic.NewReader(s.kafka, j.group, []string{j.topic}, j.w, opts)
+		j.w.sharded = sharded[j.w.table]
+		opts := topic.ReaderOptions{TickInterval: max(s.cfg.Linger/4, 20*time.Millisecond), Logger: s.log.With("topic", j.topic)}
+		r, err := topic.NewReader(s.readerConfig(), j.group, []string{j.topic}, j.w, opts)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -142,34 +164,66 @@ func (s *Store) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// readerConfig is the Kafka configuration of the store's readers: a
+// partition holds at most two batches of messages not yet inserted (one
+// being inserted, one filling) before it is paused, unless
+// kafka.max_outstanding_bytes is lower. More fetched ahead buys the store
+// nothing — it inserts one batch at a time per partition — and costs
+// memory for each of the six topics it reads.
+func (s *Store) readerConfig() topic.Config {
+	kc := s.kafka
+	if kc.MaxOutstandingBytes == 0 {
+		kc.MaxOutstandingBytes = topic.DefaultMaxOutstandingBytes
+	}
+	kc.MaxOutstandingBytes = min(kc.MaxOutstandingBytes, 2*s.cfg.BatchBytes)
+	return kc
+}
+
 // waitServer detects the server version, retrying while it is unreachable.
 func (s *Store) waitServer(ctx context.Context) (Server, error) {
-	delay := s.cfg.RetryMin
-	for attempt := 0; ; attempt++ {
+	var srv Server
+	err := backoff.Retry(ctx, backoff.Policy{Min: s.cfg.RetryMin, Max: s.cfg.RetryMax}, func(ctx context.Context) error {
 		dctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
-		srv, err := Detect(dctx, s.conn)
-		cancel()
-		if err == nil {
-			s.m.up.Set(1)
-			if !srv.AtLeast(Oldest) {
-				return srv, fmt.Errorf("clickhouse %s is older than %s, the oldest supported", srv, Oldest)
-			}
-			return srv, nil
+		defer cancel()
+		var err error
+		if srv, err = Detect(dctx, s.conn); err == nil {
+			return nil
 		}
 		if _, permanent := classify(err); permanent {
-			return Server{}, err
+			return backoff.Permanent(err)
 		}
 		s.m.up.Set(0)
-		if attempt == 0 || attempt%20 == 0 {
+		return err
+	}, func(attempt int, err error, _ time.Duration) {
+		if attempt%20 == 1 {
 			s.log.Warn("waiting for clickhouse", "addr", s.cfg.ClickHouse.Addr, "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return Server{}, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, s.cfg.RetryMax)
+	})
+	if err != nil {
+		return Server{}, err
 	}
+	s.m.up.Set(1)
+	if !srv.AtLeast(Oldest) {
+		return srv, fmt.Errorf("clickhouse %s is older than %s, the oldest supported", srv, Oldest)
+	}
+	return srv, nil
+}
+
+// shardedTables says which tables the store writes are Distributed (a
+// cluster: sharded.go), retrying while ClickHouse is unreachable.
+func (s *Store) shardedTables(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := backoff.Retry(ctx, backoff.Policy{Min: s.cfg.RetryMin, Max: s.cfg.RetryMax}, func(ctx context.Context) error {
+		for _, t := range []string{TableDecisions, TableRawEvents} {
+			d, err := isDistributed(ctx, s.conn, s.cfg.ClickHouse.Database, t)
+			if err != nil {
+				return err
+			}
+			out[t] = d
+		}
+		return nil
+	}, nil)
+	return out, err
 }
 
 // checkSchema fails early, with the fix in the message, when migrate has not
@@ -192,4 +246,13 @@ func (s *Store) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("clickhouse: %s.%s lacks columns %s: run 'auditline migrate'", s.cfg.ClickHouse.Database, TableDecisions, strings.Join(missing, ", "))
 	}
 	return nil
+}
+
+// rawCapture is the policy raw_events bodies follow: full only when
+// store.raw_events_full opts in, else the pipeline's capture policy.
+func (s *Store) rawCapture() *capture.Capturer {
+	if s.cfg.RawEventsFull {
+		return capture.New(capture.Full).WithPseudonyms(s.set.Pseudonyms)
+	}
+	return capture.New(s.set.Capture).WithPseudonyms(s.set.Pseudonyms)
 }

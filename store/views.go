@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ledger"
 )
 
 // View is one analyst view. Views hold no data: they are re-created (dropped
@@ -23,32 +24,72 @@ type View struct {
 // pushed into decision_records (enable_optimize_predicate_expression), where
 // they select primary-key ranges; see docs/sql.md for the measured cost.
 func Views() []View {
+	return append(decisionViews(), ledgerViews()...)
+}
+
+// ledgerViews are the completeness ledger of the LiteLLM plugin's emitter
+// sequences (package ledger holds their SQL, shared with `auditline gaps`).
+// They read every version of every record: a number some version accounts
+// for is seen.
+func ledgerViews() []View {
 	return []View{
 		{
-			Name: "decision_records_latest",
+			Name: ViewEmitterSequences,
+			Doc:  "one row per (emitter, sequence number) some record accounts for: its source events and the gateway_config it ran under",
+			SQL:  strings.NewReplacer("{where}", "").Replace(ledger.SequencesSQL),
+		},
+		{
+			Name: ViewSequenceGaps,
+			Doc:  "per emitter, each run of sequence numbers no record accounts for (lost events, or not arrived yet), and since when it is known",
+			SQL:  ledger.GapsSQL,
+		},
+		{
+			Name: ViewGatewayConfigs,
+			Doc:  "the gateway_config events of the LiteLLM plugin (from raw_events): which configuration, by hash, each emitter announced and when",
+			// The top-level members come before "config" in the plugin's
+			// events, so the first match is theirs (visitParam* cannot read
+			// JSON with a space after the colon, which Python writes).
+			SQL: `SELECT
+    key AS emitter,
+    toInt64OrZero(extract(body, '"seq":\\s*([0-9]+)')) AS seq,
+    extract(body, '"config_hash":\\s*"([^"]*)"') AS config_hash,
+    extract(body, '"reason":\\s*"([^"]*)"') AS reason,
+    extract(body, '"litellm_version":\\s*"([^"]*)"') AS litellm_version,
+    received_at,
+    event_id,
+    body
+FROM {db}.` + TableRawEvents + `
+WHERE source = 'gateway_config'`,
+		},
+	}
+}
+
+func decisionViews() []View {
+	return []View{
+		{
+			Name: ViewLatest,
 			Doc:  "one row per record id: its latest version",
 			// FINAL collapses rows that share the sorting key (replayed
-			// copies, and versions of a record whose tenant and start did not
-			// change); the NOT IN drops the older versions whose key did
-			// change (see decision_superseded). WHERE (never PREWHERE) is
+			// copies of a version); the NOT IN drops the older versions
+			// (see decision_superseded). WHERE (never PREWHERE) is
 			// applied after the FINAL merge, so filters on any column see
 			// the latest version.
 			SQL: `SELECT *
-FROM {db}.decision_records FINAL
-WHERE (record_id, version) NOT IN (SELECT record_id, superseded FROM {db}.decision_superseded)`,
+FROM {db}.` + TableDecisions + ` FINAL
+WHERE (record_id, version) NOT IN (SELECT record_id, superseded FROM {db}.` + TableSuperseded + `)`,
 		},
 		{
-			Name: "decision_attempts",
+			Name: ViewAttempts,
 			Doc:  "one row per provider attempt of the latest record versions",
 			SQL:  arrayJoinView("attempts", "attempt", "attempt_number"),
 		},
 		{
-			Name: "decision_guardrails",
+			Name: ViewGuardrails,
 			Doc:  "one row per guardrail run of the latest record versions",
 			SQL:  arrayJoinView("guardrails", "guardrail", "guardrail_number"),
 		},
 		{
-			Name: "near_misses_daily",
+			Name: ViewNearMissesDaily,
 			Doc:  "near-miss records per day, tenant, team and reason (a record counts once per reason)",
 			SQL: `SELECT
     toDate(start_time) AS day,
@@ -59,13 +100,13 @@ WHERE (record_id, version) NOT IN (SELECT record_id, superseded FROM {db}.decisi
     countIf(outcome = 'blocked') AS blocked,
     countIf(outcome != 'blocked') AS nearly_blocked,
     sum(cost_usd) AS cost_usd
-FROM {db}.decision_records_latest
+FROM {db}.` + ViewLatest + `
 ARRAY JOIN near_miss_reasons AS reason
 WHERE near_miss = 1
 GROUP BY day, tenant, team, reason`,
 		},
 		{
-			Name: "routing_daily",
+			Name: ViewRoutingDaily,
 			Doc:  "requests, fallback and retry rates per day, tenant, requested alias and serving provider",
 			SQL: `SELECT
     toDate(start_time) AS day,
@@ -81,11 +122,11 @@ GROUP BY day, tenant, team, reason`,
     fallbacks / requests AS fallback_rate,
     retried / requests AS retry_rate,
     failures / requests AS failure_rate
-FROM {db}.decision_records_latest
+FROM {db}.` + ViewLatest + `
 GROUP BY day, tenant, requested_alias, provider`,
 		},
 		{
-			Name: "provider_attempts_daily",
+			Name: ViewProviderAttemptsDaily,
 			Doc:  "provider attempts per day, tenant, model group and provider, with failures and rate limits",
 			SQL: `SELECT
     toDate(start_time) AS day,
@@ -98,11 +139,11 @@ GROUP BY day, tenant, requested_alias, provider`,
     countIf(attempt_error_code LIKE '5%') AS server_errors,
     failures / attempts AS failure_rate,
     sum(attempt_cost_usd) AS cost_usd
-FROM {db}.decision_attempts
+FROM {db}.` + ViewAttempts + `
 GROUP BY day, tenant, model_group, provider`,
 		},
 		{
-			Name: "guardrail_outcomes_daily",
+			Name: ViewGuardrailOutcomesDaily,
 			Doc:  "guardrail runs per day, tenant, guardrail, mode and outcome",
 			SQL: `SELECT
     toDate(start_time) AS day,
@@ -115,11 +156,11 @@ GROUP BY day, tenant, model_group, provider`,
     countIf(outcome = 'blocked') AS blocked_requests,
     sum(guardrail_masked_entity_count) AS masked_entities,
     max(guardrail_risk_score) AS max_risk_score
-FROM {db}.decision_guardrails
+FROM {db}.` + ViewGuardrails + `
 GROUP BY day, tenant, guardrail_name, guardrail_provider, guardrail_mode, guardrail_status`,
 		},
 		{
-			Name: "budget_proximity",
+			Name: ViewBudgetProximity,
 			Doc:  "per budget entity (key, user, team, end user): the latest spend, limit and percent used seen on a call",
 			SQL: strings.Join([]string{
 				budgetEntity("key", "key_hash", "key_alias"),
@@ -129,7 +170,7 @@ GROUP BY day, tenant, guardrail_name, guardrail_provider, guardrail_mode, guardr
 			}, "\nUNION ALL\n"),
 		},
 		{
-			Name: "spend_daily",
+			Name: ViewSpendDaily,
 			Doc:  "requests, cost and tokens per day, tenant, team, requested alias and provider",
 			SQL: `SELECT
     toDate(start_time) AS day,
@@ -144,11 +185,11 @@ GROUP BY day, tenant, guardrail_name, guardrail_provider, guardrail_mode, guardr
     sum(total_tokens) AS total_tokens,
     countIf(cache_hit = 1) AS cache_hits,
     sum(saved_cost_usd) AS saved_cost_usd
-FROM {db}.decision_records_latest
+FROM {db}.` + ViewLatest + `
 GROUP BY day, tenant, team, requested_alias, provider`,
 		},
 		{
-			Name: "sample_queue",
+			Name: ViewSampleQueue,
 			Doc:  "sampled records with their review status (pending until an oversight outcome arrives)",
 			SQL: `SELECT
     tenant,
@@ -170,7 +211,7 @@ GROUP BY day, tenant, team, requested_alias, provider`,
     cost_usd,
     kafka_partition,
     kafka_offset
-FROM {db}.decision_records_latest
+FROM {db}.` + ViewLatest + `
 WHERE sampled = 1`,
 		},
 	}
@@ -197,7 +238,7 @@ func arrayJoinView(list, prefix, number string) string {
 		}
 	}
 	return "SELECT\n    " + strings.Join(cols, ",\n    ") +
-		"\nFROM {db}.decision_records_latest\nARRAY JOIN " + list + " AS e, arrayEnumerate(" + list + "." + elem[0].Name + ") AS e_num"
+		"\nFROM {db}." + ViewLatest + "\nARRAY JOIN " + list + " AS e, arrayEnumerate(" + list + "." + elem[0].Name + ") AS e_num"
 }
 
 func budgetEntity(kind, id, alias string) string {
@@ -215,7 +256,7 @@ func budgetEntity(kind, id, alias string) string {
     argMax(%[4]sreset_at, start_time_ms) AS reset_at,
     count() AS requests,
     countIf(budget_denied = 1 AND budget_denial_entity_type = '%[1]s') AS denied
-FROM {db}.decision_records_latest
+FROM {db}.`+ViewLatest+`
 WHERE %[2]s != '' AND %[4]smax_budget IS NOT NULL
 GROUP BY tenant, entity_id`, kind, id, alias, p)
 }

@@ -3,13 +3,14 @@ package store
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/backoff"
 )
 
 // revokeFlushTimeout bounds the last insert of a partition that is being
@@ -34,6 +35,9 @@ type writer struct {
 	newRows func() rows
 	log     *slog.Logger
 	m       *metrics
+	// sharded: the table is Distributed over shards (sharded.go): offsets
+	// that store_progress covers are verified per shard, not skipped.
+	sharded bool
 
 	mu    sync.Mutex
 	parts map[int32]*partition
@@ -44,12 +48,16 @@ type partition struct {
 	id      int32
 	loaded  bool  // stored was read from store_progress
 	stored  int64 // every offset <= stored is in ClickHouse (or rejected); -1: none
+	verify  int64 // sharded: offsets <= verify may be on some shards; check before inserting
 	pending []*topic.Message
 	bytes   int
 	window  int64 // offset / BatchRows of pending
 	since   time.Time
 	rows    rows
 	rejects rejectRows
+	// attempt is the query id of the last INSERT of pending that failed (as
+	// far as we know): set, the next flush asks whether it landed first.
+	attempt string
 }
 
 func newWriter(table, db string, conn driver.Conn, srv Server, cfg Config, newRows func() rows, log *slog.Logger, m *metrics) *writer {
@@ -64,7 +72,7 @@ func (w *writer) part(id int32) *partition {
 	defer w.mu.Unlock()
 	p := w.parts[id]
 	if p == nil {
-		p = &partition{id: id, stored: -1, rows: w.newRows()}
+		p = &partition{id: id, stored: -1, verify: -1, rows: w.newRows()}
 		w.parts[id] = p
 	}
 	return p
@@ -75,7 +83,7 @@ func (w *writer) part(id int32) *partition {
 func (w *writer) Assigned(_ context.Context, id int32) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.parts[id] = &partition{id: id, stored: -1, rows: w.newRows()}
+	w.parts[id] = &partition{id: id, stored: -1, verify: -1, rows: w.newRows()}
 	return nil
 }
 
@@ -154,7 +162,7 @@ func (w *writer) Tick(ctx context.Context, id int32, now time.Time) error {
 // ClickHouse is unreachable.
 func (w *writer) load(ctx context.Context, p *partition, topicName string) error {
 	var stored int64 = -1
-	err := w.retry(ctx, nil, func(ctx context.Context) error {
+	err := w.retry(ctx, nil, false, func(ctx context.Context) error {
 		last, ok, err := progress(ctx, w.conn, w.db, topicName, p.id)
 		if err == nil && ok {
 			stored = last
@@ -163,6 +171,11 @@ func (w *writer) load(ctx context.Context, p *partition, topicName string) error
 	})
 	if err != nil {
 		return err
+	}
+	if w.sharded {
+		// The maximum over shards: a shard may lack part of the batch that
+		// wrote it. Verify up to there instead of skipping (sharded.go).
+		p.verify, stored = stored, -1
 	}
 	p.stored, p.loaded = stored, true
 	if stored >= 0 {
@@ -195,14 +208,55 @@ func (w *writer) flush(ctx context.Context, p *partition) error {
 	}
 	rowsLeft, rejLeft := p.rows.len() > 0, p.rejects.len() > 0
 	start := time.Now()
+	// Before a retry, ask store_progress whether the failed attempt was stored
+	// after all — only where a repeated INSERT would store the rows twice.
+	// With a deduplication token the retry is sent as is: ClickHouse drops
+	// what the attempt stored, and stores what it did not. This matters when
+	// an INSERT failed half-way through the materialized views (server killed,
+	// a view's table refusing the block): store_progress may hold the block
+	// while decision_versions does not, and only the retry fills it in.
+	//
+	// An attempt that timed out on our side may still be running on the
+	// server (18.16 under load: the reply came after InsertTimeout), and
+	// store_progress gets its row only when it ends; so each attempt has its
+	// own query id, and landed first waits until the server no longer runs
+	// the last one. (Without that wait, TestReplay on a busy 18.16 stored
+	// batches twice.)
+	//
+	// A batch whose INSERT failed in an earlier flush (the stage stopping
+	// while it retried; the partition revoked) is checked before its first
+	// attempt too: that earlier attempt may have landed.
 	var landed func(context.Context) bool
-	if lastRow >= 0 {
+	if lastRow >= 0 && token == "" && !w.sharded {
 		landed = func(ctx context.Context) bool {
+			if err := waitQuery(ctx, w.conn, p.attempt); err != nil {
+				return false
+			}
 			got, ok, err := progress(ctx, w.conn, w.db, first.Topic, p.id)
 			return err == nil && ok && got >= lastRow
 		}
 	}
-	err := w.retry(ctx, landed, func(ctx context.Context) error {
+	// Sharded: offsets some shard may hold already are checked (per shard)
+	// before the rows are sent, and again before every retry.
+	check := w.sharded && lastRow >= 0 && (first.Offset <= p.verify || p.attempt != "")
+	// An INSERT of the rows releases their columns as it copies them
+	// (insertColumns), so that the batch is held once; consumed says the
+	// rows must be built again from pending before another attempt.
+	consumed := false
+	nrows := p.rows.len()
+	err := w.retry(ctx, landed, p.attempt != "", func(ctx context.Context) error {
+		if rowsLeft && check {
+			n, err := w.unstoredRows(ctx, p)
+			if err != nil {
+				return err
+			}
+			check, consumed, nrows = false, false, p.rows.len()
+			if n > 0 {
+				w.m.skipped.WithLabelValues(w.table).Add(float64(n))
+				w.log.Info("rows already stored on their shard are not sent again", "partition", p.id, "rows", n)
+			}
+			rowsLeft = p.rows.len() > 0
+		}
 		if rejLeft {
 			if err := insert(ctx, w.conn, w.db, TableRejected, p.rejects.columns(), p.rejects.values(), rejToken); err != nil {
 				return err
@@ -210,7 +264,17 @@ func (w *writer) flush(ctx context.Context, p *partition) error {
 			rejLeft = false
 		}
 		if rowsLeft {
-			if err := insert(ctx, w.conn, w.db, w.table, p.rows.columns(), p.rows.values(), token); err != nil {
+			if consumed {
+				p.rows.reset()
+				for _, m := range p.pending {
+					_ = p.rows.add(m.Record) // one that fails is in rejected_records already
+				}
+			}
+			p.attempt = newQueryID()
+			ctx := clickhouse.Context(ctx, clickhouse.WithQueryID(p.attempt))
+			consumed = true
+			if err := insertColumns(ctx, w.conn, w.db, w.table, p.rows.columns(), p.rows.values(), token, true); err != nil {
+				check = w.sharded // some shards may have taken their part
 				return err
 			}
 			rowsLeft = false
@@ -221,13 +285,13 @@ func (w *writer) flush(ctx context.Context, p *partition) error {
 		return err
 	}
 	w.m.insertSeconds.WithLabelValues(w.table).Observe(time.Since(start).Seconds())
-	w.m.rows.WithLabelValues(w.table).Add(float64(p.rows.len()))
+	w.m.rows.WithLabelValues(w.table).Add(float64(nrows))
 	w.m.batches.WithLabelValues(w.table).Inc()
 	for _, m := range p.pending {
 		m.Done()
 	}
 	w.m.buffered.WithLabelValues(w.table).Sub(float64(len(p.pending)))
-	p.stored = last.Offset
+	p.stored, p.attempt = last.Offset, ""
 	clear(p.pending)
 	p.pending, p.bytes = p.pending[:0], 0
 	p.rows.reset()
@@ -236,13 +300,20 @@ func (w *writer) flush(ctx context.Context, p *partition) error {
 }
 
 // retry runs fn until it succeeds, fails permanently, or ctx ends. Before
-// each retry it calls landed (when set), which asks store_progress whether
-// the failed attempt was stored after all (only its reply was lost): then the
-// batch is done and is not inserted twice.
-func (w *writer) retry(ctx context.Context, landed func(context.Context) bool, fn func(context.Context) error) error {
-	delay := w.cfg.RetryMin
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 && landed != nil {
+// each retry (and before the first attempt when checkFirst) it calls landed
+// (when set), which asks store_progress whether the failed attempt was
+// stored after all (only its reply was lost): then the
+// batch is done and is not inserted twice. (Servers without
+// insert_deduplication_token, 18.16: a server that dies between the
+// materialized views of one INSERT can leave store_progress ahead of
+// decision_versions; see docs/store.md.)
+func (w *writer) retry(ctx context.Context, landed func(context.Context) bool, checkFirst bool, fn func(context.Context) error) error {
+	attempt := 0
+	// Each wait is drawn between half and all of the exponential one, so that
+	// partitions (and replicas) that lost ClickHouse together spread out.
+	policy := backoff.Policy{Min: w.cfg.RetryMin, Max: w.cfg.RetryMax, Jitter: 0.5}
+	return backoff.Retry(ctx, policy, func(ctx context.Context) error {
+		if attempt++; (attempt > 1 || checkFirst) && landed != nil {
 			lctx, cancel := context.WithTimeout(ctx, w.cfg.InsertTimeout)
 			ok := landed(lctx)
 			cancel()
@@ -257,31 +328,25 @@ func (w *writer) retry(ctx context.Context, landed func(context.Context) bool, f
 		err := fn(actx)
 		cancel()
 		if err == nil {
-			if attempt > 0 {
-				w.log.Info("clickhouse insert succeeded after retries", "attempts", attempt+1)
+			if attempt > 1 {
+				w.log.Info("clickhouse insert succeeded after retries", "attempts", attempt)
 			}
 			w.m.up.Set(1)
 			return nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return err // shutting down: Retry returns ctx's error
 		}
 		class, permanent := classify(err)
 		w.m.errors.WithLabelValues(w.table, class).Inc()
 		if permanent {
-			return &PermanentError{Table: w.table, Err: err}
+			return backoff.Permanent(&PermanentError{Table: w.table, Err: err})
 		}
 		w.m.up.Set(0)
-		if attempt == 0 || attempt%20 == 0 {
-			w.log.Warn("clickhouse unavailable; holding the batch and retrying", "attempt", attempt+1, "class", class, "err", err)
+		if attempt%20 == 1 {
+			w.log.Warn("clickhouse unavailable; holding the batch and retrying", "attempt", attempt, "class", class, "err", err)
 		}
 		w.m.retries.WithLabelValues(w.table).Inc()
-		sleep := delay/2 + rand.N(delay/2+1)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(sleep):
-		}
-		delay = min(delay*2, w.cfg.RetryMax)
-	}
+		return err
+	}, nil)
 }

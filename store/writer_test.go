@@ -31,7 +31,9 @@ func setupTopics(t testing.TB) (topic.Config, raw.Topics) {
 // TestRoundTrip writes fully populated decisions (every field non-zero, found
 // by reflection), a sparse one, two undecodable values and raw events of every
 // topic through Kafka and the store, and reads them back field by field.
-func TestRoundTrip(t *testing.T) {
+func TestRoundTrip(t *testing.T) { testenv.ForEachClickHouse(t, testRoundTrip) }
+
+func testRoundTrip(t *testing.T) {
 	conn, db, _ := testDB(t)
 	kc, topics := setupTopics(t)
 
@@ -61,11 +63,11 @@ func TestRoundTrip(t *testing.T) {
 
 	st := startStore(t, testStoreConfig(testenv.ClickHouse(t), db, testenv.Name(t)), kc, topics)
 	q := func(s string) string { return strings.ReplaceAll(s, "{db}", quote(db)) }
-	waitCount(t, conn, time.Minute, uint64(len(want)), q("SELECT count() FROM {db}.decision_records_latest"))
-	waitCount(t, conn, time.Minute, 2, q("SELECT count() FROM {db}.rejected_records"))
-	waitCount(t, conn, time.Minute, 5, q("SELECT count() FROM {db}.raw_events"))
+	waitCount(t, conn, time.Minute, uint64(len(want)), q("SELECT count() FROM {db}."+ViewLatest))
+	waitCount(t, conn, time.Minute, 2, q("SELECT count() FROM {db}."+TableRejected))
+	waitCount(t, conn, time.Minute, 5, q("SELECT count() FROM {db}."+TableRawEvents))
 
-	got := readDecisions(t, conn, q("SELECT * FROM {db}.decision_records_latest"))
+	got := readDecisions(t, conn, q("SELECT * FROM {db}."+ViewLatest))
 	for _, w := range want {
 		g, ok := got[fmt.Sprintf("%s/%d", w.RecordID, w.Version)]
 		if !ok {
@@ -80,12 +82,12 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	// Kafka positions are kept for the review loop.
-	if n := count(t, conn, q("SELECT count() FROM {db}.decision_records WHERE kafka_topic = ? AND kafka_offset >= 0"), topics.Decisions()); n != uint64(len(want)) {
+	if n := count(t, conn, q("SELECT count() FROM {db}."+TableDecisions+" WHERE kafka_topic = ? AND kafka_offset >= 0"), topics.Decisions()); n != uint64(len(want)) {
 		t.Errorf("%d rows carry their Kafka position, want %d", n, len(want))
 	}
 	// Rejects keep their bytes and a reason.
 	var reason, value string
-	if err := conn.QueryRow(context.Background(), q("SELECT reason, value FROM {db}.rejected_records WHERE key = 'noid'")).Scan(&reason, &value); err != nil {
+	if err := conn.QueryRow(context.Background(), q("SELECT reason, value FROM {db}."+TableRejected+" WHERE key = 'noid'")).Scan(&reason, &value); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(reason, "empty record_id") || value != `{"schema_version":1,"version":1}` {
@@ -95,7 +97,7 @@ func TestRoundTrip(t *testing.T) {
 	var body, sum, source, eventID string
 	var recvMS int64
 	var hkeys []string
-	if err := conn.QueryRow(context.Background(), q("SELECT body, sha256, source, event_id, received_at_ms, headers.key FROM {db}.raw_events WHERE key = 'k2'")).
+	if err := conn.QueryRow(context.Background(), q("SELECT body, sha256, source, event_id, received_at_ms, headers.key FROM {db}."+TableRawEvents+" WHERE key = 'k2'")).
 		Scan(&body, &sum, &source, &eventID, &recvMS, &hkeys); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,9 @@ func amendedSet(t testing.TB, topics raw.Topics, n, k int) (recs []*kgo.Record, 
 // (every message is skipped) and once without it (every row is inserted
 // again, as on a server that lost the progress table): both leave exactly one
 // visible latest row per record, at its highest version.
-func TestReplay(t *testing.T) {
+func TestReplay(t *testing.T) { testenv.ForEachClickHouse(t, testReplay) }
+
+func testReplay(t *testing.T) {
 	conn, db, _ := testDB(t)
 	kc, topics := setupTopics(t)
 	const n, k = 3000, 100
@@ -167,15 +171,15 @@ func TestReplay(t *testing.T) {
 	check := func(stage string) {
 		t.Helper()
 		var rows, ids uint64
-		if err := conn.QueryRow(context.Background(), q("SELECT count(), uniqExact(record_id) FROM {db}.decision_records_latest")).Scan(&rows, &ids); err != nil {
+		if err := conn.QueryRow(context.Background(), q("SELECT count(), uniqExact(record_id) FROM {db}."+ViewLatest)).Scan(&rows, &ids); err != nil {
 			t.Fatal(err)
 		}
 		if rows != n || ids != n {
 			t.Fatalf("%s: latest view has %d rows for %d record ids, want %d and %d", stage, rows, ids, n, n)
 		}
 		var wrong uint64
-		if err := conn.QueryRow(context.Background(), q(`SELECT count() FROM {db}.decision_records_latest
-			WHERE (version = 2) != (review_status = 'approve') OR (version = 2 AND record_id IN (SELECT record_id FROM {db}.decision_records WHERE tenant = 'moved') AND tenant != 'moved')`)).Scan(&wrong); err != nil {
+		if err := conn.QueryRow(context.Background(), q(`SELECT count() FROM {db}.`+ViewLatest+`
+			WHERE (version = 2) != (review_status = 'approve') OR (version = 2 AND record_id IN (SELECT record_id FROM {db}.`+TableDecisions+` WHERE tenant = 'moved') AND tenant != 'moved')`)).Scan(&wrong); err != nil {
 			t.Fatal(err)
 		}
 		if wrong != 0 {
@@ -185,7 +189,7 @@ func TestReplay(t *testing.T) {
 
 	// First pass.
 	st := startStore(t, testStoreConfig(addr, db, testenv.Name(t)), kc, topics)
-	waitCount(t, conn, time.Minute, uint64(len(recs)), q("SELECT count() FROM {db}.decision_records"))
+	waitCount(t, conn, time.Minute, uint64(len(recs)), q("SELECT count() FROM {db}."+TableDecisions))
 	if err := st.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,14 +207,14 @@ func TestReplay(t *testing.T) {
 	if err := st.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, conn, q("SELECT count() FROM {db}.decision_records")); got != uint64(len(recs)) {
+	if got := count(t, conn, q("SELECT count() FROM {db}."+TableDecisions)); got != uint64(len(recs)) {
 		t.Fatalf("replay with progress inserted rows again: %d rows, want %d", got, len(recs))
 	}
 	check("replay with progress")
 
 	// Replay once more with the progress table emptied: every row is
 	// inserted a second time, and ReplacingMergeTree + the view hide it.
-	if err := conn.Exec(context.Background(), q("TRUNCATE TABLE {db}.store_progress")); err != nil {
+	if err := conn.Exec(context.Background(), q("TRUNCATE TABLE {db}."+TableProgress)); err != nil {
 		t.Fatal(err)
 	}
 	st = startStore(t, testStoreConfig(addr, db, testenv.Name(t)), kc, topics)
@@ -227,18 +231,17 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("replay without progress")
-	if err := conn.Exec(context.Background(), q("OPTIMIZE TABLE {db}.decision_records FINAL")); err != nil {
-		t.Fatal(err)
-	}
-	// After merges, versions sharing a sorting key collapse to one row; the
-	// k records whose key changed keep both versions (the view picks v2).
-	if got := count(t, conn, q("SELECT count() FROM {db}.decision_records")); got != n+k {
-		t.Errorf("after OPTIMIZE FINAL: %d rows, want %d", got, n+k)
+	testenv.OptimizeFinal(t, conn, db, TableDecisions)
+	// After merges, the replayed copies collapse and every version stays
+	// (the version is in the sorting key): n first versions, 2k second ones;
+	// the view picks v2.
+	if got := count(t, conn, q("SELECT count() FROM {db}."+TableDecisions)); got != n+2*k {
+		t.Errorf("after OPTIMIZE FINAL: %d rows, want %d", got, n+2*k)
 	}
 	check("after merge")
 
 	// The latest versions read back intact.
-	got := readDecisions(t, conn, q("SELECT * FROM {db}.decision_records_latest WHERE version = 2"))
+	got := readDecisions(t, conn, q("SELECT * FROM {db}."+ViewLatest+" WHERE version = 2"))
 	if len(got) != 2*k {
 		t.Fatalf("%d latest rows at version 2, want %d", len(got), 2*k)
 	}

@@ -7,20 +7,22 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	dauth "github.com/auditline/auditline/dashboards/auth"
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ingest/auth"
+	"github.com/auditline/auditline/internal/stacktest"
+	"github.com/auditline/auditline/privacy/retention"
+	"github.com/auditline/auditline/store"
 )
 
 // TestAllVerticalSlice is the foundation's end-to-end proof, on the real
@@ -31,93 +33,45 @@ import (
 // request in ClickHouse and one leaf each in a sealed Parquet batch on the
 // Object Lock bucket, in COMPLIANCE mode, which `auditline verify` and an
 // offline inclusion proof accept.
-func TestAllVerticalSlice(t *testing.T) {
-	kafka := testenv.Kafka(t)
-	chAddr := testenv.ClickHouse(t)
-	s3 := testenv.S3(t)
-	name := testenv.Name(t)
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
+func TestAllVerticalSlice(t *testing.T) { testenv.ForEachClickHouse(t, testAllVerticalSlice) }
+
+func testAllVerticalSlice(t *testing.T) {
+	srv := stacktest.Shared(t)
+	s := stacktest.New(t, srv, "")
+	dir, name := s.Dir, s.Name
 	run := func(stdin string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = sliceEnv()
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
+		out, err := s.AuditlineIn(stdin, args...)
 		if err != nil {
 			t.Fatalf("auditline %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return string(out)
+		return out
 	}
 	key := filepath.Join(dir, "archive.pem")
 	run("", "keys", "generate", "--out", key)
 	hash := strings.TrimSpace(run("admin-pw\n", "passwd"))
-	ingestPort, dashPort := testenv.FreePort(t), testenv.FreePort(t)
 	const token = "slice-ingest-token"
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer(
-		"$KAFKA", strings.Join(kafka, ", "), "$NAME", name, "$DIR", dir, "$CH", chAddr, "$KEY", key, "$HASH", hash,
-		"$INGEST_PORT", fmt.Sprint(ingestPort), "$DASH_PORT", fmt.Sprint(dashPort),
-		"$S3", fmt.Sprintf("{endpoint: %q, secure: %v, access_key: %q, secret_key: %q, bucket: %q}", s3.Endpoint, s3.Secure, s3.AccessKey, s3.SecretKey, s3.Bucket),
-	).Replace(`kafka:
-  brokers: [$KAFKA]
-  partitions: 2
-topic_prefix: $NAME.
-ops:
-  listen: ""
-ingest:
-  listen: 127.0.0.1:$INGEST_PORT
-  auth:
-    tokens:
-      - {name: litellm, file: $DIR/token, scopes: [litellm, oversight]}
-store:
-  clickhouse: {addr: ["$CH"], database: $NAME}
-  group: $NAME-store
-  linger: 200ms
-archive:
-  s3: $S3
-  group: $NAME-archive
-  prefix: slice/$NAME/
-  signing_key_file: $KEY
-  retention: {mode: COMPLIANCE, period: 2m}
-  batch: {max_age: 2s}
-  checkpoint: {interval: 5s}
-enrich:
-  group: $NAME-enrich
-dashboard:
-  listen: 127.0.0.1:$DASH_PORT
-  ingest: {url: "http://127.0.0.1:$INGEST_PORT/v1/oversight", token_file: $DIR/token}
-  auth:
-    users:
-      - {name: admin, password_hash: "$HASH", role: admin, tenants: ["*"]}
-`)
-	config := filepath.Join(dir, "auditline.yaml")
-	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c := &s.Config
+	c.Kafka.Partitions = 2
+	c.Ingest.Auth.Tokens = []auth.Token{{Name: "litellm", File: filepath.Join(dir, "token"), Scopes: []auth.Scope{auth.ScopeLiteLLM, auth.ScopeOversight, auth.ScopeAccess}, Reviewer: auth.AnyReviewer}}
+	c.Archive.Prefix = "slice/" + name + "/"
+	c.Archive.SigningKeyFile = key
+	c.Archive.Retention.Mode, c.Archive.Retention.Period = "COMPLIANCE", retention.Exactly(2*time.Minute)
+	c.Dashboard.Ingest.TokenFile = filepath.Join(dir, "token")
+	c.Dashboard.Auth.Users = []dauth.UserConfig{{Name: "admin", PasswordHash: hash, Role: "admin", Tenants: []string{"*"}}}
+	config := s.ConfigFile()
 
 	run("", "migrate", "--config", config)
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}, Auth: clickhouse.Auth{Username: "default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+name+"`")
-		conn.Close()
-	})
-	logf := startProc(t, bin, dir, "all", config).logf
-	ingest := fmt.Sprintf("http://127.0.0.1:%d", ingestPort)
-	waitFor(t, logf, "ingest and dashboard ready", time.Minute, func() error {
-		for _, u := range []string{ingest + "/readyz", fmt.Sprintf("http://127.0.0.1:%d/readyz", dashPort)} {
-			resp, err := http.Get(u)
-			if err != nil {
+	conn := s.ClickHouse()
+	s.Start("all")
+	ingest := s.IngestURL()
+	stacktest.WaitFor(t, "ingest and dashboard ready", time.Minute, func() error {
+		for _, u := range []string{ingest, s.DashboardURL()} {
+			if err := stacktest.Ready(nil, u); err != nil {
 				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("%s: %s", u, resp.Status)
 			}
 		}
 		return nil
@@ -153,9 +107,9 @@ dashboard:
 		"b980db26-9512-45cc-b1da-c511a363b83f": {requested: "gpt-4o", served: "gpt-4o", provider: "openai", outcome: "success", attempts: 1},
 	}
 	got := map[string]row{}
-	waitFor(t, logf, "both decision records in ClickHouse", 2*time.Minute, func() error {
+	stacktest.WaitFor(t, "both decision records in ClickHouse", 2*time.Minute, func() error {
 		rows, err := conn.Query(context.Background(), fmt.Sprintf(
-			"SELECT request_key, requested_alias, served_model, provider, outcome, team_id, fallback_used, attempt_count, cost_usd FROM `%s`.decision_records_latest", name))
+			"SELECT request_key, requested_alias, served_model, provider, outcome, team_id, fallback_used, attempt_count, cost_usd FROM `%s`."+store.ViewLatest, name))
 		if err != nil {
 			return err
 		}
@@ -190,10 +144,8 @@ dashboard:
 	for k := range want {
 		id := record.ID(k)
 		proof := filepath.Join(dir, id+".json")
-		waitFor(t, logf, "record "+id+" sealed", 2*time.Minute, func() error {
-			cmd := exec.Command(bin, "prove", "--config", config, "--out", proof, id)
-			cmd.Env = sliceEnv()
-			if out, err := cmd.CombinedOutput(); err != nil {
+		stacktest.WaitFor(t, "record "+id+" sealed", 2*time.Minute, func() error {
+			if out, err := s.Auditline("prove", "--config", config, "--out", proof, id); err != nil {
 				return fmt.Errorf("%v: %s", err, out)
 			}
 			return nil
@@ -212,6 +164,7 @@ dashboard:
 	t.Logf("verify:\n%s", out)
 
 	// The batch object is under Object Lock, COMPLIANCE: no one can delete it.
+	s3 := srv.S3
 	mc, err := minio.New(s3.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Secure: s3.Secure})
 	if err != nil {
 		t.Fatal(err)
@@ -229,86 +182,4 @@ dashboard:
 		t.Fatalf("deleting the sealed batch %s version %s succeeded", batch, st.VersionID)
 	}
 	t.Logf("sealed batch s3://%s/%s: COMPLIANCE until %s; delete refused", s3.Bucket, batch, until.Format(time.RFC3339))
-}
-
-// sliceEnv is the environment of the binary: the config file alone says where
-// the servers are (the shared stack's short forms would override it).
-func sliceEnv() []string {
-	return append(os.Environ(), "AUDITLINE_KAFKA=", "AUDITLINE_CLICKHOUSE=", "AUDITLINE_S3=", "AUDITLINE_S3_BUCKET=", "AUDITLINE_CONFIG=")
-}
-
-// buildBinary compiles this command into dir.
-func buildBinary(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "auditline")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// proc is an auditline subcommand running for one test.
-type proc struct {
-	cmd    *exec.Cmd
-	logf   string
-	exited chan struct{} // closed once it has exited; err is then set
-	err    error
-}
-
-// startProc starts `auditline <subcommand> --config config` with its output
-// in dir/<subcommand>.log, and when the test ends stops it with SIGTERM,
-// requiring a clean exit within 45 s, and logs the tail of its output if
-// the test failed.
-func startProc(t *testing.T, bin, dir, subcommand, config string) *proc {
-	t.Helper()
-	p := &proc{logf: filepath.Join(dir, subcommand+".log"), exited: make(chan struct{})}
-	f, err := os.Create(p.logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(bin, subcommand, "--config", config)
-	p.cmd.Env = sliceEnv()
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-			if p.err != nil {
-				t.Errorf("auditline %s did not stop cleanly: %v", subcommand, p.err)
-			}
-		case <-time.After(45 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-			t.Errorf("auditline %s did not stop within 45 s of SIGTERM", subcommand)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(p.logf)
-			if len(b) > 6000 {
-				b = b[len(b)-6000:]
-			}
-			t.Logf("auditline %s log:\n%s", subcommand, b)
-		}
-	})
-	return p
-}
-
-// waitFor polls check until it returns nil, failing after timeout with the
-// last error.
-func waitFor(t *testing.T, logf, what string, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v (log %s)", what, timeout, err, logf)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }

@@ -1,59 +1,27 @@
 // Command auditline runs the stages of the audit pipeline and the auditor's
-// tools. Every long-running subcommand loads one YAML config (with AUDITLINE_*
-// environment overrides), validates all of it before anything starts, starts
-// its stages downstream-first and stops them upstream-first on SIGINT/SIGTERM
-// (a second signal quits at once).
+// tools. The flow of a pipeline subcommand (ingest, enrich, store, archive,
+// dashboard, all) is in this file: read the flags, load one YAML config with
+// AUDITLINE_* environment overrides (internal/app), validate all of it before
+// anything starts, then app.Run starts the stages downstream-first and stops
+// them upstream-first on SIGINT/SIGTERM (a second signal quits at once).
+//
+// Every other subcommand lives in its own file and registers itself there
+// (register, from that file's init), so adding a command is adding one file.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/auditline/auditline/internal/app"
 )
-
-// command is one subcommand.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string) error
-}
-
-func commands() map[string]command {
-	return map[string]command{
-		"ingest":       {"receive webhooks (LiteLLM, alerts, audit, gateway, oversight) into Kafka", stageCommand("ingest")},
-		"enrich":       {"join each request's events into a decision record", stageCommand("enrich")},
-		"store":        {"write decision records and raw events to ClickHouse", stageCommand("store")},
-		"archive":      {"seal decision records into Parquet + Merkle root on S3 Object Lock", stageCommand("archive")},
-		"dashboard":    {"serve the near-miss and sampling dashboards", stageCommand("dashboard")},
-		"all":          {"run every stage in one process (local demo)", stageCommand("ingest", "enrich", "store", "archive", "dashboard")},
-		"migrate":      {"create or upgrade the ClickHouse schema and the Kafka topics", runMigrate},
-		"verify":       {"verify the archive: signatures, checksums, Merkle roots, chain, retention", runVerify},
-		"prove":        {"print an inclusion proof for one record id", runProve},
-		"verify-proof": {"check an inclusion proof offline", runVerifyProof},
-		"export":       {"write an evidence pack (tar.gz) for an auditor", runExport},
-		"keys":         {"generate or show the archive signing key", runKeys},
-		"loadgen":      {"send realistic LiteLLM traffic to ingest", runLoadgen},
-		"config":       {"print the effective configuration (defaults + file + environment)", runConfig},
-		"passwd":       {"print an argon2id password hash (read from stdin) for dashboard.auth.users", runDashboardPasswd},
-	}
-}
-
-func usage() {
-	fmt.Fprintf(os.Stderr, "auditline — LLM-gateway traffic as audit-grade evidence\n\nUsage: auditline <command> [flags]\n\nCommands:\n")
-	cmds := commands()
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-13s %s\n", n, cmds[n].summary)
-	}
-	fmt.Fprintf(os.Stderr, "\nRun 'auditline <command> --help' for the flags of a command.\n")
-}
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
@@ -63,7 +31,7 @@ func main() {
 		}
 		return
 	}
-	cmd, ok := commands()[os.Args[1]]
+	cmd, ok := commands[os.Args[1]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "auditline: unknown command %q\n\n", os.Args[1])
 		usage()
@@ -83,5 +51,74 @@ func main() {
 	}
 }
 
-// errUsage means the flag package already printed the problem.
-var errUsage = errors.New("usage")
+// The pipeline subcommands: one per stage, and all of them in one process.
+func init() {
+	for _, st := range app.Stages() {
+		register(command{st.Name, st.Summary, runStages(st.Name)})
+	}
+	register(command{"all", "run every stage in one process (local demo)", runStages(app.StageNames()...)})
+}
+
+// runStages returns the run function of a subcommand that runs the named
+// stages in one process.
+func runStages(names ...string) func(ctx context.Context, args []string) error {
+	return func(ctx context.Context, args []string) error {
+		fs := flag.NewFlagSet(strings.Join(names, "+"), flag.ContinueOnError)
+		configPath := configFlag(fs)
+		fs.Usage = func() {
+			fmt.Fprintf(fs.Output(), "Usage: auditline %s [--config FILE]\n\nRuns: %s. Stops gracefully on SIGINT/SIGTERM.\nEvery config key can be overridden by AUDITLINE_<SECTION>_<KEY> (see 'auditline config').\n\nFlags:\n", os.Args[1], strings.Join(names, ", "))
+			fs.PrintDefaults()
+		}
+		if ok, err := parseFlags(fs, args); !ok {
+			return err
+		}
+		// load is also how ingest re-reads its credentials on SIGHUP.
+		load := func() (*app.Config, error) {
+			cfg, err := app.Load(*configPath, os.Environ())
+			if err != nil {
+				return nil, err
+			}
+			if err := cfg.Validate(names...); err != nil {
+				return nil, fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			return cfg, nil
+		}
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		return app.Run(ctx, cfg, names, app.Options{Reload: load})
+	}
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+// commands holds every subcommand by name.
+var commands = map[string]command{}
+
+// register adds a subcommand. Each command's file calls it from init; a
+// duplicate name is a programming error and stops the binary at once.
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("auditline: command " + c.name + " registered twice")
+	}
+	commands[c.name] = c
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "auditline — LLM-gateway traffic as audit-grade evidence\n\nUsage: auditline <command> [flags]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-13s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'auditline <command> --help' for the flags of a command.\n")
+}

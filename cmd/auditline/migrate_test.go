@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/auditline/auditline/store"
 )
 
 // capture runs f with os.Stdout redirected and returns what it printed.
@@ -30,7 +32,7 @@ func TestMigrateDryRun(t *testing.T) {
 	out, err := capture(t, func() error {
 		return runMigrate(context.Background(), []string{"--dry-run", "--server-version", "24.8"})
 	})
-	if err != nil || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`\n") || strings.Contains(out, "ON CLUSTER") {
+	if err != nil || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS `auditline`.`"+store.TableDecisions+"`\n") || strings.Contains(out, "ON CLUSTER") {
 		t.Fatalf("one-server dry run: %v\n%.300s", err, out)
 	}
 	out, err = capture(t, func() error {
@@ -39,31 +41,5 @@ func TestMigrateDryRun(t *testing.T) {
 	if err != nil || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS `auditline`.`decision_records_local` ON CLUSTER `prod`") ||
 		!strings.Contains(out, "ENGINE = Distributed(`prod`, `auditline`, `decision_records_local`, cityHash64(record_id))") {
 		t.Fatalf("cluster dry run: %v\n%.300s", err, out)
-	}
-	if err := runMigrate(context.Background(), []string{"--cluster", "prod"}); err == nil || !strings.Contains(err.Error(), "--dry-run") {
-		t.Fatalf("--cluster without --dry-run: %v", err)
-	}
-}
-
-// TestDefaultGroups: consumer groups left unset follow the topic prefix;
-// set ones are kept.
-func TestDefaultGroups(t *testing.T) {
-	t.Setenv("AUDITLINE_CONFIG", "")
-	for _, tc := range []struct{ yaml, enrich, store, archive string }{
-		{"", "auditline-enrich", "auditline-store", "auditline-archive"},
-		{"topic_prefix: eu.prod.\n", "eu.prod-enrich", "eu.prod-store", "eu.prod-archive"},
-		{"topic_prefix: eu.\nstore:\n  group: mine\n", "eu-enrich", "mine", "eu-archive"},
-	} {
-		path := t.TempDir() + "/c.yaml"
-		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := loadConfig(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Enrich.Group != tc.enrich || cfg.Store.Group != tc.store || cfg.Archive.Group != tc.archive {
-			t.Errorf("%q: groups %s %s %s, want %s %s %s", tc.yaml, cfg.Enrich.Group, cfg.Store.Group, cfg.Archive.Group, tc.enrich, tc.store, tc.archive)
-		}
 	}
 }

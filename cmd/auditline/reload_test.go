@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,34 +12,28 @@ import (
 
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/ingest/auth"
+	"github.com/auditline/auditline/internal/stacktest"
 )
 
 // TestIngestSIGHUPRotatesTokens runs `auditline ingest` on the real broker
 // and rotates its token with two SIGHUPs and no restart: old → old + new →
 // new. The process keeps its pid and its port throughout.
 func TestIngestSIGHUPRotatesTokens(t *testing.T) {
-	kafka := testenv.Kafka(t)
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
+	s := stacktest.New(t, stacktest.Servers{Kafka: testenv.Kafka(t)}, "")
 	const oldTok, newTok = "sighup-old-token", "sighup-new-token"
-	port := testenv.FreePort(t)
-	config := filepath.Join(dir, "auditline.yaml")
+	var config string
 	write := func(toks ...string) {
 		t.Helper()
-		var entries strings.Builder
+		s.Config.Ingest.Auth.Tokens = nil
 		for _, tok := range toks {
-			fmt.Fprintf(&entries, "      - {name: %s, sha256: %s, scopes: [litellm]}\n", tok, auth.Hash(tok))
+			s.Config.Ingest.Auth.Tokens = append(s.Config.Ingest.Auth.Tokens, auth.Token{Name: tok, SHA256: auth.Hash(tok), Scopes: []auth.Scope{auth.ScopeLiteLLM}})
 		}
-		cfg := fmt.Sprintf("kafka:\n  brokers: [%s]\ntopic_prefix: %s.\nops:\n  listen: \"\"\ningest:\n  listen: 127.0.0.1:%d\n  auth:\n    tokens:\n%s",
-			strings.Join(kafka, ", "), testenv.Name(t), port, entries.String())
-		if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		config = s.ConfigFile()
 	}
 	write(oldTok)
-	ingest := startProc(t, bin, dir, "ingest", config)
-	cmd, logf := ingest.cmd, ingest.logf
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	ingest := s.Start("ingest")
+	pid := ingest.Pid()
+	base := s.IngestURL()
 	body, err := os.ReadFile("../../ingest/testdata/examples/01_success_plain_openai.json")
 	if err != nil {
 		t.Fatal(err)
@@ -56,27 +49,16 @@ func TestIngestSIGHUPRotatesTokens(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	waitFor(t, logf, "ingest ready", time.Minute, func() error {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("%s", resp.Status)
-		}
-		return nil
-	})
+	stacktest.WaitFor(t, "ingest ready", time.Minute, func() error { return stacktest.Ready(nil, base) })
 	reloads := 0
 	hup := func() {
 		t.Helper()
 		reloads++
-		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := ingest.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, logf, "reload logged", 30*time.Second, func() error {
-			b, _ := os.ReadFile(logf)
-			if n := strings.Count(string(b), "credentials reloaded"); n < reloads {
+		stacktest.WaitFor(t, "reload logged", 30*time.Second, func() error {
+			if n := ingest.LogCount("credentials reloaded"); n < reloads {
 				return fmt.Errorf("%d reloads logged", n)
 			}
 			return nil
@@ -102,10 +84,9 @@ func TestIngestSIGHUPRotatesTokens(t *testing.T) {
 	if err := os.WriteFile(config, []byte("ingest: [not, a, map]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, logf, "refused reload logged", 30*time.Second, func() error {
-		b, _ := os.ReadFile(logf)
-		if !strings.Contains(string(b), "credentials not reloaded") {
+	_ = ingest.Signal(syscall.SIGHUP)
+	stacktest.WaitFor(t, "refused reload logged", 30*time.Second, func() error {
+		if !strings.Contains(string(ingest.Log()), "credentials not reloaded") {
 			return fmt.Errorf("not yet")
 		}
 		return nil
@@ -113,9 +94,7 @@ func TestIngestSIGHUPRotatesTokens(t *testing.T) {
 	if c := post(newTok); c != 200 {
 		t.Fatalf("after a refused reload: %d", c)
 	}
-	select {
-	case <-ingest.exited:
-		t.Fatalf("auditline ingest exited: %v", ingest.err)
-	default:
+	if !ingest.Running() || ingest.Pid() != pid {
+		t.Fatalf("auditline ingest exited or was replaced (pid %d, was %d)", ingest.Pid(), pid)
 	}
 }

@@ -1,27 +1,21 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 )
 
 // Errors of Login.
 var (
 	ErrBadCredentials = errors.New("unknown user or wrong password")
-	ErrThrottled      = errors.New("too many failed logins; try again later")
-)
-
-// Throttling of failed logins, per user name.
-const (
-	maxFailures   = 10
-	failureWindow = 15 * time.Minute
-	maxThrottled  = 10000
+	// ErrThrottled is matched by every *ThrottledError (errors.Is).
+	ErrThrottled = errors.New("too many login attempts; try again later")
 )
 
 type user struct {
@@ -36,20 +30,15 @@ type Authenticator struct {
 	sso     SSOConfig
 	proxies []netip.Prefix
 	dummy   string // hash checked for unknown names, so they cost the same
-
-	mu       sync.Mutex
-	failures map[string]failure
-	now      func() time.Time
-}
-
-type failure struct {
-	n     int
-	first time.Time
+	login   LoginConfig
+	guard   *guard
+	key     []byte // signs device cookies and login-form tokens
+	now     func() time.Time
 }
 
 // New builds an Authenticator from a validated Config.
 func New(cfg Config) (*Authenticator, error) {
-	a := &Authenticator{users: map[string]user{}, sso: cfg.SSO, failures: map[string]failure{}, now: time.Now}
+	a := &Authenticator{users: map[string]user{}, sso: cfg.SSO, login: cfg.Login, guard: newGuard(cfg.Login), now: time.Now}
 	for _, u := range cfg.Users {
 		r, err := ParseRole(u.Role)
 		if err != nil {
@@ -61,62 +50,86 @@ func New(cfg Config) (*Authenticator, error) {
 	if a.proxies, err = parsePrefixes(cfg.SSO.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("sso.trusted_proxies: %w", err)
 	}
-	if a.dummy, err = HashPassword("auditline-dummy"); err != nil {
+	if a.key, err = loadKey(cfg.KeyFile); err != nil {
+		return nil, err
+	}
+	// The dummy hash costs what the users' hashes cost: the same parameters
+	// as the first argon2id user (else the default), so that an unknown
+	// name takes as long as a known one.
+	dummy := ""
+	for _, u := range cfg.Users {
+		if strings.HasPrefix(u.PasswordHash, "$argon2id$") || isBcrypt(u.PasswordHash) {
+			dummy = u.PasswordHash
+			break
+		}
+	}
+	if a.dummy, err = dummyLike(dummy); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// Login checks name and password. Every failure returns ErrBadCredentials or
-// ErrThrottled, and takes one hash computation whether or not the name exists.
-func (a *Authenticator) Login(name, password string) (Principal, error) {
-	if a.throttled(name) {
-		return Principal{}, ErrThrottled
+// Login checks one password attempt under the login guard (see login.go).
+// On success it returns the principal and a fresh device cookie for the
+// browser. Every failure is ErrBadCredentials or a *ThrottledError; a
+// checked attempt takes one hash computation whether or not the name
+// exists.
+func (a *Authenticator) Login(ctx context.Context, at Attempt) (Principal, string, error) {
+	now := a.now()
+	trusted := at.Device != "" && a.deviceFor(at.Device, at.Name)
+	if err := a.guard.admit(now, at, trusted); err != nil {
+		return Principal{}, "", err
 	}
-	u, ok := a.users[name]
+	u, ok := a.users[at.Name]
 	hash := u.hash
 	if !ok || hash == "" {
 		hash = a.dummy
 	}
-	err := CheckPassword(hash, password)
-	if !ok || u.hash == "" || err != nil {
-		a.fail(name)
-		return Principal{}, ErrBadCredentials
+	var err error
+	if herr := a.guard.hash(ctx, func() { err = CheckPassword(hash, at.Password) }); herr != nil {
+		return Principal{}, "", herr
 	}
-	a.mu.Lock()
-	delete(a.failures, name)
-	a.mu.Unlock()
+	if !ok || u.hash == "" || err != nil {
+		a.guard.result(a.now(), at, trusted, false)
+		return Principal{}, "", ErrBadCredentials
+	}
+	a.guard.result(a.now(), at, trusted, true)
 	p := u.principal
 	p.Via = "password"
-	return p, nil
+	return p, a.DeviceCookie(at.Name), nil
 }
 
-func (a *Authenticator) throttled(name string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f, ok := a.failures[name]
-	if !ok {
-		return false
+// ClientAddr is the browser's address: the TCP peer, or — when the peer is
+// a trusted proxy (sso.trusted_proxies) — the last address of its
+// X-Forwarded-For that is not itself a trusted proxy.
+func (a *Authenticator) ClientAddr(r *http.Request) netip.Addr {
+	peer := parseHostAddr(r.RemoteAddr)
+	if !a.trustedAddr(peer) {
+		return peer
 	}
-	if a.now().Sub(f.first) > failureWindow {
-		delete(a.failures, name)
-		return false
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if h = h.Unmap(); !a.trustedAddr(h) {
+			return h
+		}
 	}
-	return f.n >= maxFailures
+	return peer
 }
 
-func (a *Authenticator) fail(name string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.failures) >= maxThrottled {
-		clear(a.failures) // bounded memory beats perfect throttling under a flood of names
+func parseHostAddr(remote string) netip.Addr {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
 	}
-	f := a.failures[name]
-	if f.n == 0 {
-		f.first = a.now()
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
 	}
-	f.n++
-	a.failures[name] = f
+	return addr.Unmap()
 }
 
 // SSO reports whether trusted-proxy login is configured.
@@ -160,15 +173,13 @@ func (a *Authenticator) Proxy(r *http.Request) (p Principal, ok bool, err error)
 }
 
 func (a *Authenticator) trusted(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
+	return a.trustedAddr(parseHostAddr(remoteAddr))
+}
+
+func (a *Authenticator) trustedAddr(addr netip.Addr) bool {
+	if !addr.IsValid() {
 		return false
 	}
-	addr = addr.Unmap()
 	for _, p := range a.proxies {
 		if p.Contains(addr) {
 			return true

@@ -1,9 +1,14 @@
 package auth
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,24 +75,208 @@ func TestLoginAndThrottle(t *testing.T) {
 	a := testAuth(t, SSOConfig{})
 	now := time.Unix(1_800_000_000, 0)
 	a.now = func() time.Time { return now }
-	p, err := a.Login("rita", "pw")
-	if err != nil || p.Role != Reviewer || strings.Join(p.Tenants, ",") != "a,b" || p.Via != "password" {
-		t.Fatalf("login: %+v %v", p, err)
+	ctx := context.Background()
+	home := netip.MustParseAddr("192.0.2.10")
+	p, device, err := a.Login(ctx, Attempt{Name: "rita", Password: "pw", Client: home})
+	if err != nil || p.Role != Reviewer || strings.Join(p.Tenants, ",") != "a,b" || p.Via != "password" || device == "" {
+		t.Fatalf("login: %+v %q %v", p, device, err)
 	}
-	if _, err := a.Login("nobody", "pw"); !errors.Is(err, ErrBadCredentials) {
+	if _, _, err := a.Login(ctx, Attempt{Name: "nobody", Password: "pw", Client: home}); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("unknown user: %v", err)
 	}
-	for range maxFailures {
-		if _, err := a.Login("rita", "wrong"); !errors.Is(err, ErrBadCredentials) {
+	// A stranger guesses rita's password from many addresses (so that the
+	// per-address limit is not what stops them): after backoff_after
+	// failures every further attempt for rita without her device cookie
+	// waits, 1 s, 2 s, 4 s …, capped by max_backoff.
+	n := 0
+	guess := func() error {
+		n++
+		ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(n)})
+		_, _, err := a.Login(ctx, Attempt{Name: "rita", Password: "wrong", Client: ip})
+		return err
+	}
+	for range DefaultBackoffAfter {
+		if err := guess(); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("wrong password: %v", err)
 		}
 	}
-	if _, err := a.Login("rita", "pw"); !errors.Is(err, ErrThrottled) {
-		t.Fatalf("after %d failures the right password must still be refused: %v", maxFailures, err)
+	var waits []time.Duration
+	for range 12 {
+		err := guess()
+		var th *ThrottledError
+		if !errors.As(err, &th) || th.Reason != "backoff" || !errors.Is(err, ErrThrottled) {
+			t.Fatalf("during back-off: %v", err)
+		}
+		waits = append(waits, th.RetryAfter)
+		now = now.Add(th.RetryAfter) // the stranger waits exactly as told, then fails again
+		if err := guess(); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("after waiting: %v", err)
+		}
 	}
-	now = now.Add(failureWindow + time.Second)
-	if _, err := a.Login("rita", "pw"); err != nil {
-		t.Fatalf("after the window: %v", err)
+	if waits[0] != time.Second || waits[1] != 2*time.Second || waits[len(waits)-1] != DefaultMaxBackoff {
+		t.Errorf("back-off waits %v: want 1s, 2s, … capped at %s", waits, DefaultMaxBackoff)
+	}
+	// The real user, at the browser she logged in from, is never held back
+	// by the stranger's failures: not during the back-off, not with the
+	// right password, not after a typo of her own.
+	if _, _, err := a.Login(ctx, Attempt{Name: "rita", Password: "typo", Client: home, Device: device}); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("her own typo: %v", err)
+	}
+	if _, dev2, err := a.Login(ctx, Attempt{Name: "rita", Password: "pw", Client: home, Device: device}); err != nil || dev2 == "" {
+		t.Fatalf("the real user with her device cookie was refused during a stranger's back-off: %v", err)
+	}
+	// Without the device cookie (a new browser) she waits at most
+	// max_backoff, then gets in: a delay, never a lock.
+	_, _, err = a.Login(ctx, Attempt{Name: "rita", Password: "pw", Client: netip.MustParseAddr("198.51.100.7")})
+	var th *ThrottledError
+	if !errors.As(err, &th) || th.RetryAfter > DefaultMaxBackoff {
+		t.Fatalf("new browser during back-off: %v", err)
+	}
+	now = now.Add(th.RetryAfter)
+	if _, _, err := a.Login(ctx, Attempt{Name: "rita", Password: "pw", Client: netip.MustParseAddr("198.51.100.7")}); err != nil {
+		t.Fatalf("after the back-off the right password must work: %v", err)
+	}
+	// A device cookie is bound to its user, its expiry and the key.
+	for name, dev := range map[string]string{
+		"another user's":   a.DeviceCookie("bob"),
+		"tampered":         strings.Replace(device, ".", ".9", 1),
+		"garbage":          "x.y.z",
+		"from another key": testAuth(t, SSOConfig{}).DeviceCookie("rita"),
+	} {
+		if a.deviceFor(dev, "rita") {
+			t.Errorf("%s device cookie accepted", name)
+		}
+	}
+	now = now.Add(DefaultDeviceTTL)
+	if a.deviceFor(device, "rita") {
+		t.Error("expired device cookie accepted")
+	}
+}
+
+func TestLoginRateLimits(t *testing.T) {
+	a := testAuth(t, SSOConfig{})
+	now := time.Unix(1_800_000_000, 0)
+	a.now = func() time.Time { return now }
+	ctx := context.Background()
+	_, device, err := a.Login(ctx, Attempt{Name: "rita", Password: "pw", Client: netip.MustParseAddr("192.0.2.10")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute) // buckets full again
+	one := netip.MustParseAddr("203.0.113.5")
+	for i := range DefaultPerIPPerMinute {
+		if _, _, err := a.Login(ctx, Attempt{Name: fmt.Sprint("u", i), Password: "x", Client: one}); !errors.Is(err, ErrBadCredentials) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	var th *ThrottledError
+	if _, _, err := a.Login(ctx, Attempt{Name: "u", Password: "x", Client: one}); !errors.As(err, &th) || th.Reason != "per_ip" {
+		t.Fatalf("over the per-address limit: %v", err)
+	}
+	// IPv6 addresses of one /64 share a bucket.
+	v6 := func(last byte) netip.Addr {
+		b := netip.MustParseAddr("2001:db8:1:2::").As16()
+		b[15] = last
+		return netip.AddrFrom16(b)
+	}
+	for i := range DefaultPerIPPerMinute {
+		_, _, _ = a.Login(ctx, Attempt{Name: fmt.Sprint("v6-", i), Password: "x", Client: v6(byte(i))})
+	}
+	if _, _, err := a.Login(ctx, Attempt{Name: "v6", Password: "x", Client: v6(200)}); !errors.As(err, &th) || th.Reason != "per_ip" {
+		t.Fatalf("another address of the same /64: %v", err)
+	}
+	// The global limit: attempts from many addresses together.
+	now = now.Add(time.Minute)
+	var global error
+	for i := 0; i < 2*DefaultGlobalPerMinute && global == nil; i++ {
+		_, _, err := a.Login(ctx, Attempt{Name: fmt.Sprint("g", i), Password: "x", Client: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})})
+		if errors.As(err, &th) {
+			global = err
+		}
+	}
+	if global == nil || th.Reason != "global" {
+		t.Fatalf("no global limit: %v", global)
+	}
+	// Neither limit holds back the user at her own browser.
+	if _, _, err := a.Login(ctx, Attempt{Name: "rita", Password: "pw", Client: one, Device: device}); err != nil {
+		t.Fatalf("device-cookie login refused while the limits are exhausted: %v", err)
+	}
+}
+
+func TestHashConcurrencyBounded(t *testing.T) {
+	cfg := NewDefaultConfig()
+	h, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Users = []UserConfig{{Name: "rita", PasswordHash: h, Role: "viewer", Tenants: []string{"a"}}}
+	cfg.Login.PerIPPerMinute, cfg.Login.GlobalPerMinute = 1000, 1000
+	cfg.Login.HashWait = 200 * time.Millisecond
+	if err := cfg.Validate("dashboard.auth"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var busy, bad atomic.Int32
+	for i := range 50 {
+		wg.Go(func() {
+			_, _, err := a.Login(context.Background(), Attempt{Name: fmt.Sprint("n", i), Password: "x", Client: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})})
+			var th *ThrottledError
+			switch {
+			case errors.As(err, &th) && th.Reason == "busy":
+				busy.Add(1)
+			case errors.Is(err, ErrBadCredentials):
+				bad.Add(1)
+			default:
+				t.Errorf("login %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := a.PeakHashes(); p > DefaultMaxConcurrentHashes || p < 1 {
+		t.Errorf("%d password checks ran at once, want at most %d", p, DefaultMaxConcurrentHashes)
+	}
+	if busy.Load() == 0 {
+		t.Error("50 parallel argon2id checks with a 200 ms wait: some should have been answered busy")
+	}
+	t.Logf("50 parallel logins: %d checked, %d answered busy; peak %d checks at once", bad.Load(), busy.Load(), a.PeakHashes())
+}
+
+func TestLoginToken(t *testing.T) {
+	a := testAuth(t, SSOConfig{})
+	now := time.Unix(1_800_000_000, 0)
+	a.now = func() time.Time { return now }
+	me, other := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("198.51.100.9")
+	tok, err := a.LoginToken(me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckLoginToken(tok, tok, me); err != nil {
+		t.Fatalf("own token: %v", err)
+	}
+	theirs, _ := a.LoginToken(other) // fetched by someone else, then planted
+	forged := strings.Join(append(strings.Split(tok, ".")[:2], b64.EncodeToString(make([]byte, 24))), ".")
+	for name, tc := range map[string]struct {
+		form, cookie string
+		want         error
+	}{
+		"no cookie":                 {tok, "", ErrLoginTokenMissing},
+		"no form field":             {"", tok, ErrLoginTokenMissing},
+		"form and cookie differ":    {tok, theirs, ErrLoginTokenInvalid},
+		"issued to another address": {theirs, theirs, ErrLoginTokenInvalid},
+		"forged signature":          {forged, forged, ErrLoginTokenInvalid},
+		"not a token":               {"abc", "abc", ErrLoginTokenInvalid},
+	} {
+		if err := a.CheckLoginToken(tc.form, tc.cookie, me); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	now = now.Add(DefaultFormTTL)
+	if err := a.CheckLoginToken(tok, tok, me); !errors.Is(err, ErrLoginTokenInvalid) {
+		t.Errorf("expired token: %v", err)
 	}
 }
 

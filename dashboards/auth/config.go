@@ -23,6 +23,12 @@ type Config struct {
 	// MaxSessions bounds the sessions kept in memory; the oldest is dropped
 	// first.
 	MaxSessions int `yaml:"max_sessions"`
+	// Login guards password logins: concurrent hashes, rate limits, back-off.
+	Login LoginConfig `yaml:"login"`
+	// KeyFile holds the key (at least 32 bytes) that signs device cookies and
+	// login-form tokens. Empty: a random key per process (a restart then
+	// forgets every device; several replicas need one shared file).
+	KeyFile string `yaml:"key_file"`
 }
 
 // UserConfig is one local account.
@@ -30,7 +36,7 @@ type UserConfig struct {
 	Name string `yaml:"name"`
 	// PasswordHash is argon2id (PHC form) or bcrypt; generate one with
 	// 'auditline passwd'. Empty: the user can only come in by SSO.
-	PasswordHash string   `yaml:"password_hash"`
+	PasswordHash string   `yaml:"password_hash" secret:"true"`
 	Role         string   `yaml:"role"`    // viewer, reviewer or admin
 	Tenants      []string `yaml:"tenants"` // tenant ids, or "*" for every tenant
 }
@@ -61,7 +67,8 @@ const (
 
 // NewDefaultConfig returns the defaults: no users, no SSO.
 func NewDefaultConfig() Config {
-	return Config{SessionIdle: DefaultSessionIdle, SessionMax: DefaultSessionMax, MaxSessions: DefaultMaxSessions}
+	return Config{SessionIdle: DefaultSessionIdle, SessionMax: DefaultSessionMax, MaxSessions: DefaultMaxSessions,
+		Login: NewDefaultLoginConfig()}
 }
 
 // Validate reports every problem, each prefixed with prefix (the YAML path of
@@ -124,6 +131,12 @@ func (c *Config) Validate(prefix string) error {
 	}
 	if c.MaxSessions <= 0 {
 		add("max_sessions: must be positive")
+	}
+	c.Login.validate(add)
+	if c.KeyFile != "" {
+		if _, err := loadKey(c.KeyFile); err != nil {
+			add("%v", err)
+		}
 	}
 	return errors.Join(errs...)
 }

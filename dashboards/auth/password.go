@@ -143,3 +143,36 @@ func parseArgon2id(h string) (argonParams, error) {
 	}
 	return p, nil
 }
+
+// dummyLike returns a hash of a random password with the parameters of like
+// (argon2id or bcrypt), or the default argon2id parameters when like is "":
+// checking it costs what checking like costs.
+func dummyLike(like string) (string, error) {
+	pw := make([]byte, 16)
+	if _, err := rand.Read(pw); err != nil {
+		return "", fmt.Errorf("dummy password: %w", err)
+	}
+	switch {
+	case strings.HasPrefix(like, "$argon2id$"):
+		p, err := parseArgon2id(like)
+		if err != nil {
+			return HashPassword(string(pw))
+		}
+		salt := make([]byte, len(p.salt))
+		if _, err := rand.Read(salt); err != nil {
+			return "", fmt.Errorf("salt: %w", err)
+		}
+		key := argon2.IDKey(pw, salt, p.time, p.memory, p.threads, uint32(len(p.key)))
+		b64 := base64.RawStdEncoding
+		return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.memory, p.time, p.threads,
+			b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+	case isBcrypt(like):
+		cost, err := bcrypt.Cost([]byte(like))
+		if err != nil {
+			return HashPassword(string(pw))
+		}
+		h, err := bcrypt.GenerateFromPassword(pw[:12], cost)
+		return string(h), err
+	}
+	return HashPassword(string(pw))
+}

@@ -13,6 +13,6 @@
 //   - "simulated": a stand-in that accepts the POST like ingest (bearer token,
 //     schema fields) and writes the next record version the way enrich and
 //     store would, so the dashboard side is still tested for real;
-//   - "auto" (default): real when the stages are built, else simulated, and
-//     the test log says which ran.
+//   - "auto" (default): real (every stage is built now); the test log says
+//     which ran.
 package e2e

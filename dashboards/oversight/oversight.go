@@ -25,15 +25,21 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/auditline/auditline/internal/backoff"
 )
 
 // Schema is the event's schema constant.
 const Schema = "auditline.oversight.v1"
 
-// Kinds and outcomes the dashboards send.
+// Kinds the dashboards send.
 const (
 	KindReview          = "review"
+	KindApproval        = "approval"
+	KindOverride        = "override"
+	KindEscalation      = "escalation"
 	KindSamplingControl = "sampling_control"
 )
 
@@ -87,22 +93,60 @@ type Config struct {
 	URL string `yaml:"url"`
 	// Token is the bearer token ingest accepts for oversight events. Prefer
 	// the environment (AUDITLINE_DASHBOARD_INGEST_TOKEN) or token_file.
-	Token     string `yaml:"token"`
+	Token     string `yaml:"token" secret:"true"`
 	TokenFile string `yaml:"token_file"`
 	// Timeout bounds one Post, retries included.
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Client posts events. It is safe for concurrent use.
-type Client struct {
-	url, token string
-	timeout    time.Duration
-	http       *http.Client
+// AccessSchema is the access event's schema constant.
+const AccessSchema = "auditline.access.v1"
+
+// AccessEvent is one access to the audit trail (schemas/access-event.v1.json):
+// who read what, when.
+type AccessEvent struct {
+	Schema     string        `json:"schema"`
+	EventID    string        `json:"event_id"`
+	OccurredAt time.Time     `json:"occurred_at"`
+	Action     string        `json:"action"` // login, login_failed, logout, record_view, proof_download, export
+	Actor      Actor         `json:"actor"`
+	Tenant     string        `json:"tenant,omitempty"`
+	Target     *AccessTarget `json:"target,omitempty"`
+	Export     *AccessExport `json:"export,omitempty"`
 }
 
-// NewClient returns a client for the endpoint with the token.
+// Actor is who accessed.
+type Actor struct {
+	ID     string `json:"id"`
+	Role   string `json:"role,omitempty"`
+	Via    string `json:"via,omitempty"`
+	Client string `json:"client,omitempty"`
+}
+
+// AccessTarget is the record version read.
+type AccessTarget struct {
+	RecordID string `json:"record_id"`
+	Version  uint32 `json:"version"`
+}
+
+// AccessExport describes an export.
+type AccessExport struct {
+	Format string `json:"format"`
+	Query  string `json:"query"`
+}
+
+// Client posts events. It is safe for concurrent use.
+type Client struct {
+	url, accessURL, token string
+	timeout               time.Duration
+	http                  *http.Client
+}
+
+// NewClient returns a client for the endpoint with the token. Access events
+// go to the same ingest's /v1/access.
 func NewClient(url, token string, timeout time.Duration) *Client {
-	return &Client{url: url, token: token, timeout: timeout, http: &http.Client{Timeout: timeout}}
+	access := strings.TrimSuffix(url, "/v1/oversight") + "/v1/access"
+	return &Client{url: url, accessURL: access, token: token, timeout: timeout, http: &http.Client{Timeout: timeout}}
 }
 
 // RejectedError is a 4xx answer other than 429: retrying cannot help.
@@ -124,34 +168,48 @@ func (c *Client) Post(ctx context.Context, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("encode oversight event: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		wait, err := c.try(ctx, body)
-		if err == nil {
-			return nil
-		}
-		var rej *RejectedError
-		if errors.As(err, &rej) {
-			return err
-		}
-		if wait == 0 {
-			wait = backoff
-			backoff = min(2*backoff, 2*time.Second)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("post oversight event %s (%d attempts): %w (last: %w)", ev.EventID, attempt, ctx.Err(), err)
-		case <-t.C:
-		}
-	}
+	return c.post(ctx, c.url, body, "oversight event "+ev.EventID)
 }
 
-func (c *Client) try(ctx context.Context, body []byte) (retryAfter time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+// PostAccess sends access events in one body (a JSON array) and returns
+// once ingest acknowledged all of them, or the error.
+func (c *Client) PostAccess(ctx context.Context, evs []AccessEvent) error {
+	for i := range evs {
+		if evs[i].Schema == "" {
+			evs[i].Schema = AccessSchema
+		}
+	}
+	body, err := json.Marshal(evs)
+	if err != nil {
+		return fmt.Errorf("encode access events: %w", err)
+	}
+	return c.post(ctx, c.accessURL, body, fmt.Sprintf("%d access events", len(evs)))
+}
+
+func (c *Client) post(ctx context.Context, url string, body []byte, what string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	attempts := 0
+	err := backoff.Retry(ctx, postBackoff, func(ctx context.Context) error {
+		attempts++
+		wait, err := c.try(ctx, url, body)
+		var rej *RejectedError
+		if errors.As(err, &rej) {
+			return backoff.Permanent(err)
+		}
+		return backoff.After(wait, err) // ingest's Retry-After, when it sent one
+	}, nil)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("post %s (%d attempts): %w", what, attempts, err)
+	}
+	return err
+}
+
+// postBackoff spaces the attempts of a Post that ingest gave no Retry-After.
+var postBackoff = backoff.Policy{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+
+func (c *Client) try(ctx context.Context, url string, body []byte) (retryAfter time.Duration, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, &RejectedError{Status: 0, Body: err.Error()}
 	}

@@ -2,17 +2,18 @@ package query
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/auditline/auditline/internal/tlsclient"
+	"github.com/auditline/auditline/store"
 )
 
 // Config says where the decision records are.
@@ -20,7 +21,12 @@ type Config struct {
 	Addr     []string `yaml:"addr"` // host:port of the native protocol
 	Database string   `yaml:"database"`
 	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	Password string   `yaml:"password" secret:"true"`
+	// TLS: the native protocol over TLS (the server's tcp_port_secure), the
+	// same shape as store.clickhouse.tls; the server's certificate must chain
+	// to tls.ca_file (a private CA) or the system roots. Inherited from
+	// store.clickhouse with the address.
+	TLS tlsclient.Config `yaml:"tls"`
 	// Table is the decision records table (one row per version).
 	Table string `yaml:"table"`
 	// Timeout bounds each page's queries (and is sent to ClickHouse as
@@ -30,7 +36,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultTable   = "decision_records"
+	DefaultTable   = store.TableDecisions
 	DefaultTimeout = 10 * time.Second
 	// QueuePerTier is how many pending records the sample queue shows per tier.
 	QueuePerTier = 10
@@ -55,6 +61,9 @@ func (c *Config) Validate(prefix string) error {
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("%s.timeout: must be positive", prefix))
 	}
+	if err := c.TLS.Validate(prefix + ".tls."); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -63,7 +72,6 @@ type ClickHouse struct {
 	conn    driver.Conn
 	db, tbl string // validated identifiers
 	table   string // `db`.`table`
-	rawTbl  string // `db`.`raw_events`
 	timeout time.Duration
 
 	maxGroups int // see defaultMaxGroups; tests lower it
@@ -75,8 +83,8 @@ type ClickHouse struct {
 
 // Tables of the store's schema the dashboards use when present.
 const (
-	versionsTable  = "decision_versions" // record_id → sort key of each version
-	rawEventsTable = "raw_events"        // original source events, incl. oversight
+	versionsTable  = store.TableVersions  // record_id → sort key of each version
+	rawEventsTable = store.TableRawEvents // original source events, incl. oversight
 )
 
 // hasTable reports whether the database has table name (read once).
@@ -84,21 +92,11 @@ func (c *ClickHouse) hasTable(ctx context.Context, name string) (bool, error) {
 	c.colsMu.Lock()
 	defer c.colsMu.Unlock()
 	if c.tables == nil {
-		rows, err := c.conn.Query(ctx, "SELECT name FROM system.tables WHERE database = ?", c.db)
-		if err != nil {
-			return false, fmt.Errorf("clickhouse: list tables: %w", err)
-		}
-		defer rows.Close()
 		tables := map[string]bool{}
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				return false, fmt.Errorf("clickhouse: list tables: %w", err)
-			}
-			tables[n] = true
-		}
-		if err := rows.Err(); err != nil {
-			return false, fmt.Errorf("clickhouse: list tables: %w", err)
+		err := each(ctx, c.conn, "clickhouse: list tables", "SELECT name FROM system.tables WHERE database = ?", []any{c.db},
+			func(r *nameRow) error { tables[r.Name] = true; return nil })
+		if err != nil {
+			return false, err
 		}
 		c.tables = tables
 	}
@@ -110,7 +108,12 @@ func Open(cfg Config) (*ClickHouse, error) {
 	if err := cfg.Validate("clickhouse"); err != nil {
 		return nil, err
 	}
+	tc, err := cfg.TLS.Load()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse.tls: %w", err)
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
+		TLS:             tc,
 		Addr:            cfg.Addr,
 		Auth:            clickhouse.Auth{Database: cfg.Database, Username: cfg.Username, Password: cfg.Password},
 		DialTimeout:     5 * time.Second,
@@ -127,7 +130,6 @@ func Open(cfg Config) (*ClickHouse, error) {
 		db:        cfg.Database,
 		tbl:       cfg.Table,
 		table:     "`" + cfg.Database + "`.`" + cfg.Table + "`",
-		rawTbl:    "`" + cfg.Database + "`.`raw_events`",
 		timeout:   cfg.Timeout,
 		maxGroups: defaultMaxGroups,
 	}, nil
@@ -154,21 +156,11 @@ func (c *ClickHouse) columns(ctx context.Context) (map[string]string, error) {
 	if c.cols != nil {
 		return c.cols, nil
 	}
-	rows, err := c.conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", c.db, c.tbl)
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse: list columns: %w", err)
-	}
-	defer rows.Close()
 	cols := map[string]string{}
-	for rows.Next() {
-		var n, t string
-		if err := rows.Scan(&n, &t); err != nil {
-			return nil, fmt.Errorf("clickhouse: list columns: %w", err)
-		}
-		cols[n] = t
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("clickhouse: list columns: %w", err)
+	err := each(ctx, c.conn, "clickhouse: list columns", "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", []any{c.db, c.tbl},
+		func(r *columnRow) error { cols[r.Name] = r.Type; return nil })
+	if err != nil {
+		return nil, err
 	}
 	if len(cols) == 0 {
 		return nil, fmt.Errorf("clickhouse: table %s not found (run 'auditline migrate')", c.table)
@@ -205,7 +197,7 @@ func (c *ClickHouse) from(cols string, w *where, f Filter, extra, arrayJoin stri
 		arrayJoin = " ARRAY JOIN " + arrayJoin
 	}
 	args := append(append([]any{}, w.args...), extraArgs...)
-	return " FROM (" + inner + ")" + arrayJoin + join, append(args, jargs...)
+	return " FROM (" + inner + ") AS _r" + arrayJoin + join, append(args, jargs...)
 }
 
 // NearMiss answers the near-miss dashboard with two queries run
@@ -225,154 +217,44 @@ func (c *ClickHouse) from(cols string, w *where, f Filter, extra, arrayJoin stri
 func (c *ClickHouse) NearMiss(ctx context.Context, f Filter) (NearMissPage, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, err := f.build()
+	w, span, err := f.trend()
 	if err != nil {
 		return NearMissPage{}, err
 	}
-	from, to := f.From, f.To
-	if to.IsZero() {
-		to = time.Now()
-	}
-	step := Step(from, to)
-	secs := int64(step / time.Second)
-	page := NearMissPage{Step: step}
-	trend := map[int64]Point{}
-	dims := [3]map[string]*Count{{}, {}, {}}
-	reasons := map[string]*Count{}
-	addDims := func(keys [3]string, total, blocked, near uint64) {
-		for i, k := range keys {
-			m := dims[i][k]
-			if m == nil {
-				m = &Count{Key: k}
-				dims[i][k] = m
-			}
-			m.Total += total
-			m.Blocked += blocked
-			m.NearMiss += near
-			m.Flagged += blocked + near
-		}
-	}
-	addTrend := func(b int64, total, blocked, near uint64) {
-		p := trend[b]
-		p.Total += total
-		p.Blocked += blocked
-		p.NearMiss += near
-		trend[b] = p
-	}
+	secs := int64(span.step / time.Second)
+	groups, reasons := newNearMissGroups(), newNearMissReasons()
 	counts := "count() AS total, countIf(outcome = 'blocked') AS blocked, countIf(near_miss = 1 AND outcome != 'blocked') AS near"
 	err = parallel(
 		func() error {
 			src, args := c.from("start_time, outcome, near_miss, "+dimColumns, w, f, "", "")
 			q := "SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, " + teamExpr + " AS team, requested_alias, provider, " + counts + src +
 				" GROUP BY b, team, requested_alias, provider LIMIT ?"
-			rows, err := c.conn.Query(ctx, q, append(append([]any{secs, secs}, args...), c.maxGroups+1)...)
-			if err != nil {
-				return fmt.Errorf("near-miss: %w", err)
-			}
-			defer rows.Close()
 			n := 0
-			for rows.Next() {
-				var b uint32
-				var keys [3]string
-				var total, blocked, near uint64
-				if err := rows.Scan(&b, &keys[0], &keys[1], &keys[2], &total, &blocked, &near); err != nil {
-					return fmt.Errorf("near-miss: %w", err)
-				}
-				n++
-				addTrend(int64(b), total, blocked, near)
-				addDims(keys, total, blocked, near)
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("near-miss: %w", err)
-			}
-			if n <= c.maxGroups {
-				return nil
+			err := each(ctx, c.conn, "near-miss", q, append(append([]any{secs, secs}, args...), c.maxGroups+1),
+				func(r *comboRow) error { n++; groups.addCombo(r); return nil })
+			if err != nil || n <= c.maxGroups {
+				return err
 			}
 			// Too many groups: fan out instead (see above).
-			clear(trend)
-			dims = [3]map[string]*Count{{}, {}, {}}
+			groups = newNearMissGroups()
 			q = "SELECT g.1 AS kind, g.2 AS k1, g.3 AS k2, g.4 AS k3, " + counts +
-				" FROM (SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, " + teamExpr + " AS team, requested_alias, provider, outcome, near_miss" + src + ")" +
+				" FROM (SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, " + teamExpr + " AS team, requested_alias, provider, outcome, near_miss" + src + ") AS _f" +
 				" ARRAY JOIN [('b', toString(b), '', ''), ('d', team, requested_alias, provider)] AS g GROUP BY kind, k1, k2, k3"
-			rows2, err := c.conn.Query(ctx, q, append([]any{secs, secs}, args...)...)
-			if err != nil {
-				return fmt.Errorf("near-miss: %w", err)
-			}
-			defer rows2.Close()
-			for rows2.Next() {
-				var kind, k1, k2, k3 string
-				var total, blocked, near uint64
-				if err := rows2.Scan(&kind, &k1, &k2, &k3, &total, &blocked, &near); err != nil {
-					return fmt.Errorf("near-miss: %w", err)
-				}
-				if kind == "b" {
-					b, _ := strconv.ParseInt(k1, 10, 64)
-					addTrend(b, total, blocked, near)
-				} else {
-					addDims([3]string{k1, k2, k3}, total, blocked, near)
-				}
-			}
-			if err := rows2.Err(); err != nil {
-				return fmt.Errorf("near-miss: %w", err)
-			}
-			return nil
+			return each(ctx, c.conn, "near-miss", q, append([]any{secs, secs}, args...),
+				func(r *fanOutRow) error { groups.addFanOut(r); return nil })
 		},
 		func() error {
 			src, args := c.from("start_time, outcome, near_miss_reasons", w, f, " AND notEmpty(near_miss_reasons)", "near_miss_reasons AS reason")
 			q := "SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, reason, count() AS total, countIf(outcome = 'blocked') AS blocked" + src +
 				" GROUP BY b, reason ORDER BY b, reason"
-			rows, err := c.conn.Query(ctx, q, append([]any{secs, secs}, args...)...)
-			if err != nil {
-				return fmt.Errorf("near-miss reasons: %w", err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var b uint32
-				var reason string
-				var total, blocked uint64
-				if err := rows.Scan(&b, &reason, &total, &blocked); err != nil {
-					return fmt.Errorf("near-miss reasons: %w", err)
-				}
-				page.Reasons = append(page.Reasons, ReasonPoint{Start: time.Unix(int64(b), 0).UTC(), Reason: reason, Count: total})
-				m := reasons[reason]
-				if m == nil {
-					m = &Count{Key: reason}
-					reasons[reason] = m
-				}
-				m.Total += total
-				m.Flagged += total
-				m.Blocked += blocked
-				m.NearMiss += total - blocked
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("near-miss reasons: %w", err)
-			}
-			return nil
+			return each(ctx, c.conn, "near-miss reasons", q, append([]any{secs, secs}, args...),
+				func(r *reasonRow) error { reasons.add(r); return nil })
 		},
 	)
 	if err != nil {
 		return NearMissPage{}, err
 	}
-	for _, p := range trend {
-		page.Totals.Total += p.Total
-		page.Totals.Blocked += p.Blocked
-		page.Totals.NearMiss += p.NearMiss
-	}
-	page.Totals.Flagged = page.Totals.Blocked + page.Totals.NearMiss
-	for _, b := range buckets(from, to, step) {
-		p := trend[b.Unix()]
-		p.Start = b
-		page.Trend = append(page.Trend, p)
-	}
-	byFlagged := func(a, b *Count) bool {
-		if a.Flagged != b.Flagged {
-			return a.Flagged > b.Flagged
-		}
-		return a.Total > b.Total
-	}
-	page.ByTeam, page.ByAlias, page.ByProvider = top(dims[0], byFlagged), top(dims[1], byFlagged), top(dims[2], byFlagged)
-	page.ByReason = top(reasons, func(a, b *Count) bool { return a.Total > b.Total })
-	return page, nil
+	return nearMissPage(span.from, span.to, span.step, groups, reasons), nil
 }
 
 // defaultMaxGroups bounds the (bucket, team, alias, provider) groups
@@ -382,43 +264,11 @@ const defaultMaxGroups = 50_000
 // dimColumns are the columns the breakdowns read.
 const dimColumns = "team_alias, team_id, requested_alias, provider"
 
-// top returns the TopN largest counts by less, ties broken by key.
-func top(m map[string]*Count, greater func(a, b *Count) bool) []Count {
-	all := make([]*Count, 0, len(m))
-	for _, c := range m {
-		all = append(all, c)
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if greater(all[i], all[j]) {
-			return true
-		}
-		if greater(all[j], all[i]) {
-			return false
-		}
-		return all[i].Key < all[j].Key
-	})
-	out := make([]Count, 0, min(len(all), TopN))
-	for _, c := range all[:min(len(all), TopN)] {
-		out = append(out, *c)
-	}
-	return out
-}
-
 // rowSource are the columns rowColumns reads.
 const rowSource = "tenant, start_time, team_alias, team_id, requested_alias, provider, outcome, blocked_by, near_miss, near_miss_reasons, risk_tier, sampled, sample_reason, review_status, cost_usd, duration_ms"
 
 // rowColumns are the columns of a list Row, in Scan order.
 const rowColumns = "record_id, version, tenant, start_time, " + teamExpr + ", requested_alias, provider, outcome, blocked_by, near_miss, near_miss_reasons, risk_tier, sampled, sample_reason, review_status, cost_usd, duration_ms"
-
-func scanRow(rows driver.Rows) (Row, error) {
-	var r Row
-	var nm, sampled uint8
-	err := rows.Scan(&r.RecordID, &r.Version, &r.Tenant, &r.StartTime, &r.Team, &r.Alias, &r.Provider, &r.Outcome, &r.BlockedBy,
-		&nm, &r.Reasons, &r.Tier, &sampled, &r.SampleReason, &r.ReviewStatus, &r.CostUSD, &r.DurationMS)
-	r.NearMiss, r.Sampled = nm == 1, sampled == 1
-	r.StartTime = r.StartTime.UTC()
-	return r, err
-}
 
 // MaxLimit caps a list page.
 const MaxLimit = 500
@@ -444,14 +294,26 @@ func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit 
 	if limit <= 0 || limit > MaxLimit {
 		limit = MaxLimit
 	}
+	order, before := "start_time DESC, record_id DESC", "<"
+	switch f.Sort {
+	case SortNewest:
+	case SortOldest:
+		order, before = "start_time ASC, record_id ASC", ">"
+	case SortCost:
+		return c.top(ctx, w, f, "cost_usd DESC", limit)
+	case SortDuration:
+		return c.top(ctx, w, f, "duration_ms DESC", limit)
+	default:
+		return List{}, fmt.Errorf("query: unknown sort %q", f.Sort)
+	}
 	if !after.IsZero() {
-		w.add("(start_time < toDateTime(?) OR (start_time = toDateTime(?) AND record_id < ?))", unix(after.Start), unix(after.Start), after.RecordID)
+		w.add("(start_time "+before+" toDateTime(?) OR (start_time = toDateTime(?) AND record_id "+before+" ?))", unix(after.Start), unix(after.Start), after.RecordID)
 	}
 	for margin := 2*limit + 64; ; margin *= 8 {
 		keys := " AND (tenant, start_time, record_id) IN (SELECT tenant, start_time, record_id FROM " + c.table + " WHERE " + w.sql() +
-			" ORDER BY start_time DESC, record_id DESC LIMIT " + strconv.Itoa(margin) + ")"
+			" ORDER BY " + order + " LIMIT " + strconv.Itoa(margin) + ")"
 		src, args := c.from(rowSource, w, f, keys, "", w.args...)
-		q := "SELECT " + rowColumns + src + " ORDER BY start_time DESC, record_id DESC LIMIT ?"
+		q := "SELECT " + rowColumns + src + " ORDER BY " + order + " LIMIT ?"
 		l, err := c.list(ctx, q, append(args, limit+2)...)
 		if err != nil {
 			return List{}, err
@@ -461,8 +323,9 @@ func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit 
 		complete := len(l.Rows) >= limit+2
 		if !complete {
 			var n uint64
-			if err := c.conn.QueryRow(ctx, "SELECT count() FROM "+c.table+" WHERE "+w.sql(), w.args...).Scan(&n); err != nil {
-				return List{}, fmt.Errorf("records: %w", err)
+			if err := each(ctx, c.conn, "records", "SELECT count() FROM "+c.table+" WHERE "+w.sql(), w.args,
+				func(r *countRow) error { n = r.N; return nil }); err != nil {
+				return List{}, err
 			}
 			complete = n <= uint64(margin)
 		}
@@ -478,23 +341,9 @@ func (c *ClickHouse) Records(ctx context.Context, f Filter, after Cursor, limit 
 }
 
 func (c *ClickHouse) list(ctx context.Context, q string, args ...any) (List, error) {
-	rows, err := c.conn.Query(ctx, q, args...)
-	if err != nil {
-		return List{}, fmt.Errorf("records: %w", err)
-	}
-	defer rows.Close()
 	var l List
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return List{}, fmt.Errorf("records: %w", err)
-		}
-		l.Rows = append(l.Rows, r)
-	}
-	if err := rows.Err(); err != nil {
-		return List{}, fmt.Errorf("records: %w", err)
-	}
-	return l, nil
+	err := each(ctx, c.conn, "records", q, args, func(r *listRow) error { l.Rows = append(l.Rows, r.row()); return nil })
+	return l, err
 }
 
 // Sampling answers the sampling dashboard with two queries, run
@@ -504,17 +353,14 @@ func (c *ClickHouse) list(ctx context.Context, q string, args ...any) (List, err
 func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
-	w, err := f.build()
+	w, span, err := f.trend()
 	if err != nil {
 		return SamplingPage{}, err
 	}
-	from, to := f.From, f.To
-	if to.IsZero() {
-		to = time.Now()
-	}
-	step := Step(from, to)
-	secs := int64(step / time.Second)
-	page := SamplingPage{Step: step}
+	secs := int64(span.step / time.Second)
+	groups := newSamplingGroups()
+	var queue []Row
+	var switches []Burst
 	err = parallel(
 		func() error {
 			// One GROUP BY over (bucket, tier, sampled, sample reason, review
@@ -525,123 +371,32 @@ func (c *ClickHouse) Sampling(ctx context.Context, f Filter) (SamplingPage, erro
 			q := "SELECT toUInt32(intDiv(toUInt32(start_time), ?) * ?) AS b, risk_tier, sampled, sample_reason, review_status, count() AS n," +
 				" argMax(sample_rate, start_time) AS rate, max(start_time) AS last" + src +
 				" GROUP BY b, risk_tier, sampled, sample_reason, review_status"
-			rows, err := c.conn.Query(ctx, q, append([]any{secs, secs}, args...)...)
-			if err != nil {
-				return fmt.Errorf("sampling: %w", err)
-			}
-			defer rows.Close()
-			tiers := map[string]*Tier{}
-			lastSampled := map[string]time.Time{}
-			outcomes := map[string]*Count{}
-			progress := map[int64]ReviewPoint{}
-			for rows.Next() {
-				var b uint32
-				var tier, reason, review string
-				var sampled uint8
-				var n uint64
-				var rate float64
-				var last time.Time
-				if err := rows.Scan(&b, &tier, &sampled, &reason, &review, &n, &rate, &last); err != nil {
-					return fmt.Errorf("sampling: %w", err)
-				}
-				t := tiers[tier]
-				if t == nil {
-					t = &Tier{Tier: tier}
-					tiers[tier] = t
-				}
-				t.Total += n
-				if sampled != 1 {
-					continue
-				}
-				p := progress[int64(b)]
-				p.Sampled += n
-				t.Sampled += n
-				switch reason {
-				case "baseline":
-					t.Baseline += n
-				case "burst":
-					t.Burst += n
-				case "always":
-					t.Always += n
-				}
-				if review != "" {
-					p.Reviewed += n
-					t.Reviewed += n
-					o := outcomes[review]
-					if o == nil {
-						o = &Count{Key: review}
-						outcomes[review] = o
-					}
-					o.Total += n
-				}
-				progress[int64(b)] = p
-				if last.After(lastSampled[tier]) {
-					lastSampled[tier], t.Rate = last, rate
-				}
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("sampling: %w", err)
-			}
-			for _, t := range tiers {
-				page.Tiers = append(page.Tiers, *t)
-			}
-			sort.Slice(page.Tiers, func(i, j int) bool { return TierLess(page.Tiers[i].Tier, page.Tiers[j].Tier) })
-			page.Outcomes = top(outcomes, func(a, b *Count) bool { return a.Total > b.Total })
-			for _, b := range buckets(from, to, step) {
-				p := progress[b.Unix()]
-				p.Start = b
-				page.Progress = append(page.Progress, p)
-			}
-			return nil
+			return each(ctx, c.conn, "sampling", q, append([]any{secs, secs}, args...),
+				func(r *samplingRow) error { groups.add(r); return nil })
 		},
 		func() error {
 			// Pending means pending in the latest version: the filter runs
 			// before the join, the join drops records reviewed since.
 			src, args := c.from(rowSource, w, f, " AND sampled = 1 AND review_status = ''", "")
 			q := "SELECT " + rowColumns + src + " ORDER BY start_time, record_id LIMIT ? BY risk_tier LIMIT ?"
-			rows, err := c.conn.Query(ctx, q, append(args, QueuePerTier, QueuePerTier*20)...)
-			if err != nil {
-				return fmt.Errorf("sample queue: %w", err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				r, err := scanRow(rows)
-				if err != nil {
-					return fmt.Errorf("sample queue: %w", err)
-				}
-				page.Queue = append(page.Queue, r)
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("sample queue: %w", err)
-			}
-			sort.SliceStable(page.Queue, func(i, j int) bool {
-				return page.Queue[i].Tier != page.Queue[j].Tier && TierLess(page.Queue[i].Tier, page.Queue[j].Tier)
-			})
-			return nil
+			return each(ctx, c.conn, "sample queue", q, append(args, QueuePerTier, QueuePerTier*20),
+				func(r *listRow) error { queue = append(queue, r.row()); return nil })
 		},
-		func() error {
-			sw, err := c.burst(ctx)
-			page.Switches = sw
-			if len(sw) > 0 {
-				page.Burst = sw[0]
-			}
+		func() (err error) {
+			switches, err = c.burst(ctx)
 			return err
 		},
 	)
 	if err != nil {
 		return SamplingPage{}, err
 	}
-	return page, nil
+	return samplingPage(span.from, span.to, span.step, groups, queue, switches), nil
 }
 
-// maxSwitches is how many sampling_control events the page lists.
-const maxSwitches = 10
-
 // burst reads the recent sampling_control oversight events from raw_events
-// (the store keeps every source event's original bytes there) and returns
-// the switches newest first by occurred_at, deduplicated by event id (ingest
-// writes a sampling_control event to every partition). Without raw_events
-// (store.raw_events off) the state is unknown.
+// (the store keeps every source event's original bytes there), newest
+// received first, for burstSwitches. Without raw_events (store.raw_events
+// off) the state is unknown.
 func (c *ClickHouse) burst(ctx context.Context) ([]Burst, error) {
 	ok, err := c.hasTable(ctx, rawEventsTable)
 	if err != nil || !ok {
@@ -649,61 +404,10 @@ func (c *ClickHouse) burst(ctx context.Context) ([]Burst, error) {
 	}
 	q := "SELECT body FROM `" + c.db + "`.`" + rawEventsTable + "` PREWHERE source = 'oversight' WHERE position(body, 'sampling_control') > 0" +
 		" ORDER BY received_at_ms DESC LIMIT ?"
-	rows, err := c.conn.Query(ctx, q, maxSwitches*64)
-	if err != nil {
-		return nil, fmt.Errorf("burst state: %w", err)
+	var bodies []string
+	if err := each(ctx, c.conn, "burst state", q, []any{maxSwitches * 64},
+		func(r *bodyRow) error { bodies = append(bodies, r.Body); return nil }); err != nil {
+		return nil, err
 	}
-	defer rows.Close()
-	seen := map[string]bool{}
-	var out []Burst
-	for rows.Next() {
-		var body string
-		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("burst state: %w", err)
-		}
-		var ev struct {
-			EventID  string `json:"event_id"`
-			Kind     string `json:"kind"`
-			Reviewer struct {
-				ID   string `json:"id"`
-				Role string `json:"role"`
-			} `json:"reviewer"`
-			Rationale  string    `json:"rationale"`
-			OccurredAt time.Time `json:"occurred_at"`
-			Sampling   *struct {
-				Burst bool     `json:"burst"`
-				Tiers []string `json:"tiers"`
-			} `json:"sampling"`
-		}
-		if json.Unmarshal([]byte(body), &ev) != nil || ev.Kind != "sampling_control" || ev.Sampling == nil || seen[ev.EventID] {
-			continue // ingest validated it; anything else here is not a switch
-		}
-		seen[ev.EventID] = true
-		out = append(out, Burst{Known: true, EventID: ev.EventID, On: ev.Sampling.Burst, By: ev.Reviewer.ID, Role: ev.Reviewer.Role,
-			Rationale: ev.Rationale, At: ev.OccurredAt.UTC(), Tiers: ev.Sampling.Tiers})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("burst state: %w", err)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
-	return out[:min(len(out), maxSwitches)], nil
-}
-
-// tierRank orders the usual tier names most severe first; others sort after,
-// alphabetically.
-var tierRank = map[string]int{"critical": 1, "high": 2, "elevated": 3, "medium": 4, "moderate": 5, "low": 6, "minimal": 7}
-
-// TierLess orders risk tiers most severe first.
-func TierLess(a, b string) bool {
-	ra, rb := tierRank[a], tierRank[b]
-	if ra == 0 {
-		ra = 100
-	}
-	if rb == 0 {
-		rb = 100
-	}
-	if ra != rb {
-		return ra < rb
-	}
-	return a < b
+	return burstSwitches(bodies), nil
 }

@@ -20,6 +20,11 @@
 //     docs/dashboards.md).
 //   - A page is a few scans run concurrently, not one query per widget: the
 //     near-miss page is two GROUP BYs whatever it shows.
+//   - Three layers, each testable alone: SQL text is built in clickhouse.go
+//     and filter.go; every query is read through one helper, each (scan.go),
+//     with its row type naming its columns in SELECT order; what the grouped
+//     rows add up to is computed by pure functions (aggregate.go), tested on
+//     hand-written rows.
 //   - Lists are bounded (LIMIT) and paged by a keyset on the table's sort
 //     order (start_time, record_id), never by OFFSET, so page 1000 costs what
 //     page 1 costs; one record is read through decision_versions and the

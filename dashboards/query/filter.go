@@ -68,8 +68,18 @@ func (f Filter) scope() (*where, error) {
 	if !f.To.IsZero() {
 		w.add("start_time < toDateTime(?)", unix(f.To))
 	}
+	// A record of an access event (who looked at what) is not a request:
+	// it is never counted with them, and listed only when asked for.
+	if f.Access {
+		w.add("access_action != ''")
+	} else {
+		w.add("access_action = ''")
+	}
 	return w, nil
 }
+
+// searchPrefix is the shortest record id prefix a search matches.
+const searchPrefix = 8
 
 // versionMargin widens the time range in which latestJoin looks for later
 // versions: a later version may carry a slightly different start time (an
@@ -93,6 +103,10 @@ const versionMargin = 24 * time.Hour
 // FINAL 0.4–6 s depending on the number of parts; a NOT IN / IN pair of
 // subqueries 0.45–0.6 s per scan; this join 0.12–0.3 s per scan.
 //
+// Both sides of the join are named (the caller's "FROM (…) AS _r", and
+// "AS _lv" here): servers since 20.x refuse a subquery in a JOIN without an
+// alias (joined_subquery_requires_alias = 1, code 206); 18.16 accepts them.
+//
 // Exactness assumes one row per (record_id, version), which the store
 // guarantees (store_progress makes replays exactly-once) and
 // ReplacingMergeTree restores at merge time if a duplicate slipped in.
@@ -105,7 +119,7 @@ func latestJoin(table string, f Filter) (string, []any) {
 		w.add("start_time < toDateTime(?)", unix(f.To.Add(versionMargin)))
 	}
 	return " ANY LEFT JOIN (SELECT record_id, max(version) AS _latest FROM " + table + " PREWHERE version > 1 WHERE " + w.sql() +
-		" GROUP BY record_id) USING record_id WHERE version >= _latest", w.args
+		" GROUP BY record_id) AS _lv USING record_id WHERE version >= _latest", w.args
 }
 
 // build turns f into conditions on a row. It refuses a filter without
@@ -155,7 +169,54 @@ func (f Filter) build() (w *where, err error) {
 	default:
 		w.add("review_status = ?", string(f.Review))
 	}
+	if f.Outcome != "" {
+		w.add("outcome = ?", f.Outcome)
+	}
+	if f.Model != "" {
+		w.add("if(served_model != '', served_model, requested_alias) = ?", f.Model)
+	}
+	if f.User != "" {
+		w.add("(user_id = ? OR user_email = ?)", f.User, f.User)
+	}
+	switch f.Approval {
+	case "":
+	case ApprovalViolation:
+		w.add("approval_status IN ('executed_without_approval', 'executed_after_rejection')")
+	default:
+		w.add("approval_status = ?", f.Approval)
+	}
+	if q := f.Search; q != "" {
+		// Equality on each column (bound values, no pattern: a search
+		// string is never a LIKE pattern), plus a record id prefix.
+		cond, args := "(record_id = ? OR request_key = ? OR user_id = ? OR user_email = ? OR key_alias = ?", []any{q, q, q, q, q}
+		if len(q) >= searchPrefix && len(q) < 32 {
+			cond += " OR substring(record_id, 1, ?) = ?"
+			args = append(args, len(q), q)
+		}
+		w.add(cond+")", args...)
+	}
 	return w, nil
+}
+
+// span is the time range of a page with a trend and its bucket width.
+type span struct {
+	from, to time.Time
+	step     time.Duration
+}
+
+// trend is build plus the span of f: To defaults to now, the step to the
+// narrowest that draws at most MaxBuckets buckets.
+func (f Filter) trend() (*where, span, error) {
+	w, err := f.build()
+	if err != nil {
+		return nil, span{}, err
+	}
+	sp := span{from: f.From, to: f.To}
+	if sp.to.IsZero() {
+		sp.to = time.Now()
+	}
+	sp.step = Step(sp.from, sp.to)
+	return w, sp, nil
 }
 
 // unix returns t as seconds for toDateTime: DateTime is UInt32 seconds, and

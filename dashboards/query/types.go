@@ -55,7 +55,25 @@ type Filter struct {
 	Sampled  bool // only sampled records
 	Review   Review
 	Sample   string // sample reason: baseline, burst, always
+	// Issue 18: more ways to narrow a list.
+	Outcome  string // outcome.status: success, failure, blocked, pending
+	Model    string // served model, else requested alias
+	User     string // user id or e-mail
+	Approval string // approval.status (record.Approval*), or "violation" for both violations
+	// Search matches a record id (or a prefix of at least 8 characters), a
+	// request key, a user id or e-mail, or a key alias, exactly.
+	Search string
+	// Access selects the access log (records of access events) instead of
+	// requests. Every other read counts requests only.
+	Access bool
+	// Sort orders a list: SortNewest (default), SortOldest, SortCost,
+	// SortDuration. Only Records reads it.
+	Sort string
 }
+
+// ApprovalViolation as Filter.Approval selects both violations: executed
+// without the required approval, and executed after a rejection.
+const ApprovalViolation = "violation"
 
 // Count is one row of a breakdown.
 type Count struct {

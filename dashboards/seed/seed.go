@@ -16,9 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"reflect"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -46,7 +44,7 @@ func Open(ctx context.Context, addr, db string) (driver.Conn, error) {
 }
 
 // Table is the decision records table.
-const Table = "decision_records"
+const Table = store.TableDecisions
 
 // CreateSchema creates the store's schema in db with store.Migrate: the
 // tests and the benchmark run on exactly the tables, materialized views and
@@ -74,121 +72,18 @@ type Positioned struct {
 	Offset    int64
 }
 
-// Insert writes records in one batch.
+// Insert writes records in one batch, through the decision codec the store
+// writes with (store.DecisionBatch): the seeded rows are exactly what the
+// store would insert for these records.
 func Insert(ctx context.Context, conn driver.Conn, db, table string, recs []Positioned) error {
-	var names []string
-	type col struct {
-		f  record.Field
-		e  *record.Field
-		ms bool
-	}
-	var cols []col
-	for _, f := range record.Fields() {
-		switch f.Kind {
-		case record.KindStructList:
-			for i := range f.Elem {
-				names = append(names, "`"+f.Name+"."+f.Elem[i].Name+"`")
-				cols = append(cols, col{f: f, e: &f.Elem[i]})
-				if f.Elem[i].Kind == record.KindTime {
-					names = append(names, "`"+f.Name+"."+f.Elem[i].Name+"_ms`")
-					cols = append(cols, col{f: f, e: &f.Elem[i], ms: true})
-				}
-			}
-		case record.KindTime:
-			names = append(names, "`"+f.Name+"`", "`"+f.Name+"_ms`")
-			cols = append(cols, col{f: f}, col{f: f, ms: true})
-		default:
-			names = append(names, "`"+f.Name+"`")
-			cols = append(cols, col{f: f})
-		}
-	}
-	names = append(names, "kafka_topic", "kafka_partition", "kafka_offset")
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`"+table+"` ("+strings.Join(names, ", ")+")")
-	if err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
-	}
-	row := make([]any, 0, len(names))
+	b := store.NewDecisionBatch()
 	for i := range recs {
-		row = row[:0]
-		v := reflect.ValueOf(&recs[i].D).Elem()
-		for _, c := range cols {
-			switch {
-			case c.e != nil:
-				list := v.FieldByIndex(c.f.Index)
-				row = append(row, elemColumn(list, *c.e, c.ms))
-			case c.f.Kind == record.KindTime:
-				t := v.FieldByIndex(c.f.Index).Interface().(record.Time)
-				if c.ms {
-					row = append(row, int64(t))
-				} else {
-					row = append(row, time.Unix(int64(t)/1000, 0).UTC())
-				}
-			default:
-				row = append(row, scalar(c.f.Kind, v.FieldByIndex(c.f.Index)))
-			}
-		}
-		row = append(row, "auditline.decisions", recs[i].Partition, recs[i].Offset)
-		if err := batch.Append(row...); err != nil {
-			return fmt.Errorf("append %s: %w", recs[i].D.RecordID, err)
-		}
+		b.Append(&recs[i].D, "auditline.decisions", recs[i].Partition, recs[i].Offset)
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert: %w", err)
+	if err := b.Insert(ctx, conn, db, table, ""); err != nil {
+		return fmt.Errorf("seed: %w", err)
 	}
 	return nil
-}
-
-func scalar(k record.Kind, v reflect.Value) any {
-	switch k {
-	case record.KindBool:
-		if v.Bool() {
-			return uint8(1)
-		}
-		return uint8(0)
-	case record.KindTime:
-		return int64(v.Interface().(record.Time))
-	case record.KindStrings:
-		s, _ := v.Interface().([]string)
-		if s == nil {
-			s = []string{}
-		}
-		return s
-	}
-	return v.Interface()
-}
-
-func elemColumn(list reflect.Value, e record.Field, ms bool) any {
-	n := list.Len()
-	var out reflect.Value
-	if e.Kind == record.KindTime && !ms {
-		ts := make([]time.Time, n)
-		for i := range n {
-			ts[i] = time.Unix(list.Index(i).FieldByIndex(e.Index).Int()/1000, 0).UTC()
-		}
-		return ts
-	}
-	switch e.Kind {
-	case record.KindString:
-		out = reflect.ValueOf(make([]string, n))
-	case record.KindBool:
-		out = reflect.ValueOf(make([]uint8, n))
-	case record.KindInt32:
-		out = reflect.ValueOf(make([]int32, n))
-	case record.KindInt64, record.KindTime:
-		out = reflect.ValueOf(make([]int64, n))
-	case record.KindUint32:
-		out = reflect.ValueOf(make([]uint32, n))
-	case record.KindFloat64:
-		out = reflect.ValueOf(make([]float64, n))
-	case record.KindNullFloat:
-		out = reflect.ValueOf(make([]*float64, n))
-	case record.KindStrings:
-		out = reflect.ValueOf(make([][]string, n))
-	}
-	for i := range n {
-		out.Index(i).Set(reflect.ValueOf(scalar(e.Kind, list.Index(i).FieldByIndex(e.Index))))
-	}
-	return out.Interface()
 }
 
 // Options shape generated traffic.
@@ -342,7 +237,7 @@ func InsertOversight(ctx context.Context, conn driver.Conn, db string, body []by
 	if len(partitions) == 0 {
 		partitions = []int32{0}
 	}
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`raw_events` (topic, partition, offset, key, source, format, event_id, received_at, received_at_ms, kafka_timestamp_ms, sha256, size, body, body_stored)")
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`"+store.TableRawEvents+"` (topic, partition, offset, key, source, format, event_id, received_at, received_at_ms, kafka_timestamp_ms, sha256, size, body, body_stored)")
 	if err != nil {
 		return fmt.Errorf("prepare raw_events insert: %w", err)
 	}

@@ -58,6 +58,7 @@ pip_locked() { # pip_locked LOCKFILE
     --require-hashes --no-deps --only-binary=:all: -r "$1"
 }
 
+tools_lock litellm
 base_marker="$VENV/.complete-$(lock_sum "$LOCK")"
 db_marker="$VENV/.complete-db-$(lock_sum "$LOCK" "$DBLOCK")"
 

@@ -17,6 +17,11 @@
 #   LITELLM_MASTER_KEY [sk-auditline-local-master]
 #   DATABASE_URL [unset]   set it (e.g. by deploy/litellm/db.sh) for virtual keys, teams, budgets
 #   LITELLM_START_TIMEOUT [120]
+#   LITELLM_NUM_WORKERS [1]   proxy worker processes (each has its own spool slot and emitter id)
+#   LITELLM_WORKER_HEALTHCHECK_TIMEOUT [60]   uvicorn's worker health-check timeout when NUM_WORKERS > 1
+#   AUDITLINE_SPOOL_DIR [.data/litellm-spool]   the plugin's spool; AUDITLINE_SPOOL_*, AUDITLINE_SEND_*,
+#       AUDITLINE_RETRY_MAX, AUDITLINE_REFUSED_RETRY_MAX, AUDITLINE_CONFIG_INTERVAL and
+#       AUDITLINE_PLUGIN_METRICS_PORT/HOST are passed through when set (deploy/litellm/auditline_litellm/settings.py)
 # Writes .data/litellm.env (LITELLM_URL, LITELLM_MASTER_KEY, FAKEUPSTREAM_URL) for tests.
 source "$(dirname "$0")/../local/lib.sh"
 
@@ -61,10 +66,16 @@ litellm_env() {
     "FAKEUPSTREAM_API_BASE=${FAKEUPSTREAM_API_BASE:-http://127.0.0.1:$FAKEUPSTREAM_PORT/v1}" \
     "FAKEUPSTREAM_API_KEY=sk-fake-not-a-real-key"
   [ -z "${DATABASE_URL:-}" ] || printf '%s\n' "DATABASE_URL=$DATABASE_URL" "STORE_MODEL_IN_DB=False"
-  # Extra settings for tests (batch size, flush interval, ...), passed through when set.
+  # The plugin's spool (auditline_litellm, deploy/litellm/auditline_litellm/settings.py).
+  printf '%s\n' "AUDITLINE_SPOOL_DIR=${AUDITLINE_SPOOL_DIR:-$DATA/litellm-spool}"
+  # Extra settings for tests (batch size, flush interval, plugin tuning ...), passed through when set.
   local v
   for v in DEFAULT_BATCH_SIZE DEFAULT_FLUSH_INTERVAL_SECONDS PRISMA_QUERY_ENGINE_BINARY PRISMA_SCHEMA_ENGINE_BINARY \
-           PRISMA_BINARY_CACHE_DIR PRISMA_HOME_DIR PRISMA_CLI_BINARY DISABLE_SCHEMA_UPDATE; do
+           PRISMA_BINARY_CACHE_DIR PRISMA_HOME_DIR PRISMA_CLI_BINARY DISABLE_SCHEMA_UPDATE \
+           AUDITLINE_SPOOL_MAX_BYTES AUDITLINE_SPOOL_SEGMENT_BYTES AUDITLINE_SPOOL_FSYNC AUDITLINE_SPOOL_FSYNC_INTERVAL \
+           AUDITLINE_SEND_TIMEOUT AUDITLINE_SEND_MAX_EVENTS AUDITLINE_SEND_MAX_BYTES AUDITLINE_SEND_LINGER \
+           AUDITLINE_RETRY_MAX AUDITLINE_REFUSED_RETRY_MAX AUDITLINE_CONFIG_INTERVAL \
+           AUDITLINE_PLUGIN_METRICS_PORT AUDITLINE_PLUGIN_METRICS_HOST; do
     [ -z "${!v:-}" ] || printf '%s=%s\n' "$v" "${!v}"
   done
 }
@@ -76,10 +87,15 @@ start_litellm() {
   [ -f "$config" ] || die "config $config not found"
   mkdir -p "$DATA/litellm-home"
   local envs=(); mapfile -t envs < <(litellm_env)
+  # With several workers uvicorn restarts a worker that does not answer its health
+  # check within 5 s, which a busy machine turns into a restart loop during start-up.
+  local hc=""
+  [ "${LITELLM_NUM_WORKERS:-1}" -le 1 ] || hc=${LITELLM_WORKER_HEALTHCHECK_TIMEOUT:-60}
   : > "$logf"
   # cd to the data folder: LiteLLM writes a few files into its working directory.
   (cd "$DATA/litellm-home" && exec env -i "${envs[@]}" nohup "$VENV/bin/litellm" --config "$config" \
-      --host 127.0.0.1 --port "$LITELLM_PORT" --num_workers 1) >"$logf" 2>&1 &
+      --host 127.0.0.1 --port "$LITELLM_PORT" --num_workers "${LITELLM_NUM_WORKERS:-1}" \
+      ${hc:+--timeout_worker_healthcheck "$hc"}) >"$logf" 2>&1 &
   echo $! > "$DATA/run/litellm.pid"
   wait_healthy litellm "${LITELLM_START_TIMEOUT:-120}" "$logf" \
     curl -fsS "http://127.0.0.1:$LITELLM_PORT/health/liveliness"

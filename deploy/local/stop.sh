@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# stop.sh [kafka|clickhouse|minio|litellm|all] — stop only the processes our scripts
+# stop.sh [kafka|clickhouse|clickhouse26|minio|litellm|all] — stop only the processes our scripts
 # started (by pid file), gracefully, then by force after a timeout.
 source "$(dirname "$0")/lib.sh"
 
@@ -18,6 +18,6 @@ stop_one() {
 
 what=${1:-all}
 case "$what" in
-  all) for n in auditline litellm fakeupstream kafka clickhouse minio; do stop_one "$n"; done ;;
+  all) for n in auditline litellm fakeupstream kafka clickhouse clickhouse26 minio; do stop_one "$n"; done ;;
   *) stop_one "$what" ;;
 esac

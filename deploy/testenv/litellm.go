@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/auditline/auditline/internal/stacktest/binary"
 )
 
 // LiteLLMVersion is the pinned LiteLLM proxy release: $LITELLM_VERSION, else
@@ -13,7 +15,7 @@ func LiteLLMVersion() string {
 	if v := os.Getenv("LITELLM_VERSION"); v != "" {
 		return v
 	}
-	b, _ := os.ReadFile(filepath.Join(repoRoot(), "deploy", "local", "lib.sh"))
+	b, _ := os.ReadFile(filepath.Join(binary.RepoRoot(), "deploy", "local", "lib.sh"))
 	if m := regexp.MustCompile(`LITELLM_VERSION=\$\{LITELLM_VERSION:-([0-9.]+)\}`).FindSubmatch(b); m != nil {
 		return string(m[1])
 	}
@@ -28,7 +30,7 @@ func LiteLLM(t testing.TB) string {
 	t.Helper()
 	tools := os.Getenv("AUDITLINE_TOOLS")
 	if tools == "" {
-		tools = filepath.Join(repoRoot(), ".tools")
+		tools = filepath.Join(binary.RepoRoot(), ".tools")
 	}
 	p := filepath.Join(tools, "litellm-"+LiteLLMVersion(), "bin", "litellm")
 	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
@@ -41,6 +43,3 @@ func LiteLLM(t testing.TB) string {
 	t.Skipf("LiteLLM proxy %s not found; %s", p, hint)
 	return ""
 }
-
-// RepoRoot is the repository's root folder.
-func RepoRoot() string { return repoRoot() }

@@ -3,6 +3,8 @@
 // namespace per test so that tests sharing one broker, one ClickHouse and one
 // MinIO never see each other's data.
 //
+// ClickHouse tests run on every engine (ForEachClickHouse: 18.16 and 26.x).
+//
 // When a server's variable is unset the test is skipped with the command that
 // starts it — unless AUDITLINE_REQUIRE_SERVERS=1 (set by .ci/run), in which case
 // the test fails: in CI a skipped integration test is a failed one.
@@ -39,10 +41,14 @@ func Kafka(t testing.TB) []string {
 	return strings.Split(need(t, "AUDITLINE_KAFKA"), ",")
 }
 
-// ClickHouse returns host:port of the real ClickHouse native protocol.
+// ClickHouse returns host:port of the real ClickHouse native protocol: the
+// engine of the enclosing ForEachClickHouse subtest, else AUDITLINE_CLICKHOUSE.
 func ClickHouse(t testing.TB) string {
 	t.Helper()
-	return need(t, "AUDITLINE_CLICKHOUSE")
+	if e := current(t); e != nil {
+		return e.Addr
+	}
+	return need(t, clickHouseVar)
 }
 
 // S3Endpoint is an S3 server with credentials.

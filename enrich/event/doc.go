@@ -25,5 +25,12 @@
 // (the implementation of encoding/json/v2, already used by store and the
 // archive): enrich/bench_test.go showed decoding was three quarters of the
 // processing time with encoding/json, and the switch doubled the records per
-// second per core (docs/enrich.md has the figures).
+// second per core (docs/enrich.md has the figures). LiteLLM payloads, the
+// bulk of the traffic, first take a fast path (fast.go, scan.go): a
+// validating byte scanner finds the members enrich reads and hands each raw
+// value to the same method the general decoder would call, skipping the rest
+// (model_map_information, usage objects, the request and response) at memory
+// speed. It declines whatever the two paths could read differently, and a
+// fuzz target checks that on every input it takes, it decodes exactly what
+// the general path decodes.
 package event

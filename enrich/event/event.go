@@ -13,8 +13,8 @@ import (
 )
 
 // Event is one source event of a request: where it sits in Kafka, what ingest
-// knew about it, and its decoded body. Exactly one of LiteLLM, Gateway and
-// Oversight is set.
+// knew about it, and its decoded body. Exactly one of LiteLLM, Gateway,
+// Oversight, Started, Attempt, Approval and Access is set.
 type Event struct {
 	ID         string // stable event id (raw.HeaderEventID), the de-duplication key
 	Source     raw.Source
@@ -24,10 +24,31 @@ type Event struct {
 	Offset     int64
 	ReceivedAt record.Time
 	SHA256     string // of the original bytes
+	// Sender is the name of the ingest token that posted the event
+	// (raw.HeaderSender), "" when ingest did not say.
+	Sender string
 
 	LiteLLM   *LiteLLM
 	Gateway   *Gateway
 	Oversight *Oversight
+	Started   *Started // a request_started marker of auditline's LiteLLM plugin
+	Attempt   *Attempt // one upstream call (try, retry or fallback hop), from auditline's LiteLLM plugin
+	Approval  *Approval
+	Access    *Access
+}
+
+// Emission is the plugin's emitter, sequence number and gateway config of
+// the event (zero when the event did not come from auditline's LiteLLM plugin).
+func (e *Event) Emission() Emission {
+	switch {
+	case e.LiteLLM != nil:
+		return e.LiteLLM.Emission
+	case e.Started != nil:
+		return e.Started.Emission
+	case e.Attempt != nil:
+		return e.Attempt.Emission
+	}
+	return Emission{}
 }
 
 // FromRecord decodes a raw record of raw.litellm or raw.gateway. An error
@@ -43,6 +64,7 @@ func FromRecord(r *kgo.Record) (*Event, error) {
 		Offset:     r.Offset,
 		ReceivedAt: record.TimeOf(raw.ReceivedAt(r)),
 		SHA256:     hex.EncodeToString(sum[:]),
+		Sender:     raw.Header(r, raw.HeaderSender),
 	}
 	var err error
 	switch e.Source {
@@ -60,11 +82,35 @@ func FromRecord(r *kgo.Record) (*Event, error) {
 			e.Key = first(e.Key, e.Gateway.RequestKey)
 			e.ID = first(e.ID, "gateway:"+e.Gateway.EventID)
 		}
+	case raw.SourceRequestStarted:
+		e.Started, err = ParseStarted(r.Value)
+		if err == nil {
+			e.Key = first(e.Key, e.Started.RequestKey)
+			e.ID = first(e.ID, "request_started:"+e.Started.EventID)
+		}
+	case raw.SourceAttempt:
+		e.Attempt, err = ParseAttempt(r.Value)
+		if err == nil {
+			e.Key = first(e.Key, e.Attempt.RequestKey)
+			e.ID = first(e.ID, "attempt:"+e.Attempt.EventID)
+		}
 	case raw.SourceOversight:
 		e.Oversight, err = ParseOversight(r.Value)
 		if err == nil {
 			e.Key = first(e.Key, e.Oversight.RequestKey)
 			e.ID = first(e.ID, "oversight:"+e.Oversight.EventID)
+		}
+	case raw.SourceApproval:
+		e.Approval, err = ParseApproval(r.Value)
+		if err == nil {
+			e.Key = first(e.Key, e.Approval.RequestKey)
+			e.ID = first(e.ID, "approval:"+e.Approval.EventID)
+		}
+	case raw.SourceAccess:
+		e.Access, err = ParseAccess(r.Value)
+		if err == nil {
+			e.Key = first(e.Key, "access:"+e.Access.EventID)
+			e.ID = first(e.ID, "access:"+e.Access.EventID)
 		}
 	default:
 		err = fmt.Errorf("unexpected source %q on %s", e.Source, r.Topic)
@@ -89,6 +135,14 @@ func (e *Event) Time() record.Time {
 		t = e.Gateway.OccurredAt
 	case e.Oversight != nil:
 		t = e.Oversight.OccurredAt
+	case e.Started != nil:
+		t = e.Started.OccurredAt
+	case e.Attempt != nil:
+		t = e.Attempt.End
+	case e.Approval != nil:
+		t = e.Approval.OccurredAt
+	case e.Access != nil:
+		t = e.Access.OccurredAt
 	}
 	if t == 0 {
 		return e.ReceivedAt
@@ -113,6 +167,18 @@ func (e *Event) Size() int {
 	}
 	if e.Oversight != nil {
 		n += 256 + len(e.Oversight.Rationale)
+	}
+	if e.Started != nil {
+		n += 256
+	}
+	if a := e.Attempt; a != nil {
+		n += 512 + len(a.ErrorMessage) + len(a.APIBase)
+	}
+	if e.Approval != nil {
+		n += 256 + len(e.Approval.Reason)
+	}
+	if e.Access != nil {
+		n += 256 + len(e.Access.Query)
 	}
 	return n
 }

@@ -2,12 +2,13 @@ package event
 
 import (
 	"bytes"
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/auditline/auditline/enrich/record"
 )
@@ -172,6 +173,9 @@ func (l *flexStrings) UnmarshalJSON(b []byte) error {
 			*l = flexStrings{string(s)}
 		}
 	case '[':
+		if l.plainStrings(b) {
+			return nil
+		}
 		var ss []string
 		if unmarshal(b, &ss) == nil { // all strings: the common case
 			for _, s := range ss {
@@ -194,6 +198,57 @@ func (l *flexStrings) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// plainStrings decodes the common case, an array of strings without
+// escapes or bytes >= 0x80, without the general decoder: what it gives
+// is what the all-strings path below gives ("" and "None" dropped). It
+// reports false, having set nothing, for any other array.
+func (l *flexStrings) plainStrings(b []byte) bool {
+	s := scanner{b: b, i: 1}
+	n := 0
+	if s.peek() != ']' {
+		for {
+			if s.peek() != '"' {
+				return false
+			}
+			if _, _, flags, ok := s.str(); !ok || flags != 0 {
+				return false
+			}
+			n++
+			switch s.peek() {
+			case ',':
+				s.i++
+				continue
+			case ']':
+			default:
+				return false
+			}
+			break
+		}
+	}
+	s.i++
+	if s.ws(); s.i != len(b) {
+		return false
+	}
+	if n == 0 {
+		return true
+	}
+	out := make(flexStrings, 0, n)
+	s.i = 1
+	for range n {
+		s.peek()
+		start, end, _, _ := s.str()
+		if v := string(b[start+1 : end-1]); v != "" && v != "None" {
+			out = append(out, v)
+		}
+		s.peek()
+		s.i++ // ',' or ']'
+	}
+	if len(out) > 0 {
+		*l = out
+	}
+	return true
 }
 
 // sanitize returns b with Python's NaN, Infinity and -Infinity tokens (outside

@@ -62,6 +62,34 @@ func FuzzParseOversight(f *testing.F) {
 	})
 }
 
+func FuzzParseApproval(f *testing.F) {
+	seeds(f, func(n string) bool { return strings.HasPrefix(n, "approval_") })
+	f.Add([]byte(`{"event_id": "a", "request_key": "k", "kind": "approved", "approver": {"id": ""}, "required_approvals": 1e300}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := ParseApproval(b)
+		if err != nil {
+			return
+		}
+		if a.EventID == "" || a.RequestKey == "" || (a.Kind != ApprovalRequested && a.Approver == "") || a.RequiredApprovals < 0 || a.RequiredApprovals > 10 {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
+func FuzzParseAccess(f *testing.F) {
+	seeds(f, func(n string) bool { return strings.HasPrefix(n, "access_") })
+	f.Add([]byte(`{"event_id": "a", "action": "export", "actor": {"id": "x"}, "target": {"version": -1e300}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := ParseAccess(b)
+		if err != nil {
+			return
+		}
+		if a.EventID == "" || a.Action == "" || a.Actor == "" || a.TargetVersion < 0 {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
 func FuzzParseAlert(f *testing.F) {
 	seeds(f, func(n string) bool { return strings.Contains(n, "alert") })
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -103,4 +131,38 @@ func fmtValue(v any) string {
 		return "[" + strings.Join(parts, " ") + "]"
 	}
 	return fmt.Sprint(v)
+}
+
+func FuzzParseStarted(f *testing.F) {
+	seeds(f, func(n string) bool { return strings.HasPrefix(n, "plugin_") })
+	f.Add([]byte(`{"event_id": "e/1", "request_key": "k", "emitter": "e", "seq": 1e300, "config_seq": NaN}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseStarted(b)
+		if err != nil {
+			return
+		}
+		if m.EventID == "" || m.RequestKey == "" || m.Emitter == "" || m.Seq < 1 {
+			t.Fatalf("accepted a marker without its identity: %+v", m)
+		}
+	})
+}
+
+func FuzzParseAttempt(f *testing.F) {
+	seeds(f, func(n string) bool { return strings.HasPrefix(n, "plugin_attempt") })
+	f.Add([]byte(`{"event_id": "e/1", "request_key": "k", "emitter": "e", "seq": 1, "attempt": 1e300, "kind": "retry", "status": "failure", "start_time": "x", "fallback_depth": NaN}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := ParseAttempt(b)
+		if err != nil {
+			return
+		}
+		if a.EventID == "" || a.RequestKey == "" || a.Emitter == "" || a.Seq < 1 || a.N < 1 {
+			t.Fatalf("accepted an attempt without its identity: %+v", a)
+		}
+		if a.Kind != AttemptFirst && a.Kind != AttemptRetry && a.Kind != AttemptFallback || a.Status != "success" && a.Status != "failure" {
+			t.Fatalf("accepted kind %q status %q", a.Kind, a.Status)
+		}
+		if a.End < a.Start {
+			t.Fatalf("end %d before start %d", a.End, a.Start)
+		}
+	})
 }

@@ -5,12 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/auditline/auditline/enrich/record"
 )
@@ -55,6 +56,10 @@ type LiteLLM struct {
 	// after DropContent.
 	Messages, Response             []byte
 	MessagesSHA256, ResponseSHA256 string
+
+	// Emission is the "auditline" member auditline's LiteLLM plugin adds
+	// (zero for the stock generic_api callback).
+	Emission Emission
 }
 
 // DropContent releases Messages and Response (their hashes stay), for capture
@@ -95,62 +100,71 @@ type Error struct {
 }
 
 type wireLiteLLM struct {
-	ID           flexString `json:"id"`
-	TraceID      flexString `json:"trace_id"`
-	CallID       flexString `json:"litellm_call_id"`
-	OldCallID    flexString `json:"call_id"`
-	CallType     flexString `json:"call_type"`
-	Stream       flexBool   `json:"stream"`
-	ResponseCost flexFloat  `json:"response_cost"`
-	Cost         flexFloat  `json:"cost"` // legacy v1
-	Status       flexString `json:"status"`
-	StatusFields *struct {
-		GuardrailStatus flexString `json:"guardrail_status"`
-	} `json:"status_fields"`
-	Provider         flexString     `json:"custom_llm_provider"`
-	PromptTokens     flexFloat      `json:"prompt_tokens"`
-	CompletionTokens flexFloat      `json:"completion_tokens"`
-	StartTime        flexTime       `json:"startTime"`
-	EndTime          flexTime       `json:"endTime"`
-	Model            flexString     `json:"model"`
-	ModelID          flexString     `json:"model_id"`
-	ModelGroup       flexString     `json:"model_group"`
-	APIBase          flexString     `json:"api_base"`
-	Metadata         wireMeta       `json:"metadata"`
-	CacheHit         flexBool       `json:"cache_hit"`
-	SavedCacheCost   flexFloat      `json:"saved_cache_cost"`
-	RequestTags      flexStrings    `json:"request_tags"`
-	EndUser          flexString     `json:"end_user"`
-	User             flexString     `json:"user"` // legacy v1
-	RequesterIP      flexString     `json:"requester_ip_address"`
-	UserAgent        flexString     `json:"user_agent"`
-	Messages         jsontext.Value `json:"messages"`
-	Response         jsontext.Value `json:"response"`
-	ErrorStr         flexString     `json:"error_str"`
-	ErrorInformation *struct {
-		Code              flexString `json:"error_code"`
-		Class             flexString `json:"error_class"`
-		Provider          flexString `json:"llm_provider"`
-		Message           flexString `json:"error_message"`
-		Normalized        flexString `json:"normalized_error"`
-		RateLimitCategory flexString `json:"error_rate_limit_category"`
-		RateLimitType     flexString `json:"error_rate_limit_type"`
-		BudgetEntityType  flexString `json:"error_budget_entity_type"`
-		BudgetEntityID    flexString `json:"error_budget_entity_id"`
-		BudgetLimit       flexFloat  `json:"error_budget_limit"`
-		BudgetSpend       flexFloat  `json:"error_budget_spend"`
-	} `json:"error_information"`
-	HiddenParams *struct {
-		ModelID          flexString `json:"model_id"`
-		APIBase          flexString `json:"api_base"`
-		LiteLLMModelName flexString `json:"litellm_model_name"`
-		Headers          *struct {
-			Retries   flexFloat `json:"x-litellm-attempted-retries"`
-			Fallbacks flexFloat `json:"x-litellm-attempted-fallbacks"`
-		} `json:"additional_headers"`
-	} `json:"hidden_params"`
-	Guardrails jsontext.Value `json:"guardrail_information"`
-	Usage      flexString     `json:"usage"` // legacy v1: "Usage(completion_tokens=12, prompt_tokens=31, …)"
+	ID               flexString        `json:"id"`
+	TraceID          flexString        `json:"trace_id"`
+	CallID           flexString        `json:"litellm_call_id"`
+	OldCallID        flexString        `json:"call_id"`
+	CallType         flexString        `json:"call_type"`
+	Stream           flexBool          `json:"stream"`
+	ResponseCost     flexFloat         `json:"response_cost"`
+	Cost             flexFloat         `json:"cost"` // legacy v1
+	Status           flexString        `json:"status"`
+	StatusFields     *wireStatusFields `json:"status_fields"`
+	Provider         flexString        `json:"custom_llm_provider"`
+	PromptTokens     flexFloat         `json:"prompt_tokens"`
+	CompletionTokens flexFloat         `json:"completion_tokens"`
+	StartTime        flexTime          `json:"startTime"`
+	EndTime          flexTime          `json:"endTime"`
+	Model            flexString        `json:"model"`
+	ModelID          flexString        `json:"model_id"`
+	ModelGroup       flexString        `json:"model_group"`
+	APIBase          flexString        `json:"api_base"`
+	Metadata         wireMeta          `json:"metadata"`
+	CacheHit         flexBool          `json:"cache_hit"`
+	SavedCacheCost   flexFloat         `json:"saved_cache_cost"`
+	RequestTags      flexStrings       `json:"request_tags"`
+	EndUser          flexString        `json:"end_user"`
+	User             flexString        `json:"user"` // legacy v1
+	RequesterIP      flexString        `json:"requester_ip_address"`
+	UserAgent        flexString        `json:"user_agent"`
+	Messages         jsontext.Value    `json:"messages"`
+	Response         jsontext.Value    `json:"response"`
+	ErrorStr         flexString        `json:"error_str"`
+	ErrorInformation *wireError        `json:"error_information"`
+	HiddenParams     *wireHidden       `json:"hidden_params"`
+	Guardrails       jsontext.Value    `json:"guardrail_information"`
+	Usage            flexString        `json:"usage"` // legacy v1: "Usage(completion_tokens=12, prompt_tokens=31, …)"
+	Auditline        *wireEmission     `json:"auditline"`
+}
+
+type wireStatusFields struct {
+	GuardrailStatus flexString `json:"guardrail_status"`
+}
+
+type wireError struct {
+	Code              flexString `json:"error_code"`
+	Class             flexString `json:"error_class"`
+	Provider          flexString `json:"llm_provider"`
+	Message           flexString `json:"error_message"`
+	Normalized        flexString `json:"normalized_error"`
+	RateLimitCategory flexString `json:"error_rate_limit_category"`
+	RateLimitType     flexString `json:"error_rate_limit_type"`
+	BudgetEntityType  flexString `json:"error_budget_entity_type"`
+	BudgetEntityID    flexString `json:"error_budget_entity_id"`
+	BudgetLimit       flexFloat  `json:"error_budget_limit"`
+	BudgetSpend       flexFloat  `json:"error_budget_spend"`
+}
+
+type wireHidden struct {
+	ModelID          flexString   `json:"model_id"`
+	APIBase          flexString   `json:"api_base"`
+	LiteLLMModelName flexString   `json:"litellm_model_name"`
+	Headers          *wireHeaders `json:"additional_headers"`
+}
+
+type wireHeaders struct {
+	Retries   flexFloat `json:"x-litellm-attempted-retries"`
+	Fallbacks flexFloat `json:"x-litellm-attempted-fallbacks"`
 }
 
 type wireMetaFields struct {
@@ -183,6 +197,21 @@ type wireMetaFields struct {
 // wireMeta is metadata as an object, or (legacy v1) as the Python str() of a
 // dict; anything else decodes as empty.
 type wireMeta struct{ wireMetaFields }
+
+// UnmarshalJSONFrom decodes an object in place from the decoder (metadata
+// is a third of a payload: UnmarshalJSON alone had it copied out and parsed
+// twice); the legacy string form goes through UnmarshalJSON.
+func (m *wireMeta) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if dec.PeekKind() != '{' {
+		b, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		return m.UnmarshalJSON(b)
+	}
+	*m = wireMeta{}
+	return jsonv2.UnmarshalDecode(dec, &m.wireMetaFields, decodeOptions)
+}
 
 func (m *wireMeta) UnmarshalJSON(b []byte) error {
 	*m = wireMeta{}
@@ -267,9 +296,17 @@ func ParseLiteLLM(b []byte) (*LiteLLM, error) {
 		return nil, fmt.Errorf("litellm payload: want a JSON object")
 	}
 	var w wireLiteLLM
-	if err := unmarshal(sanitize(b), &w); err != nil {
-		return nil, fmt.Errorf("litellm payload: %w", err)
+	if !fastLiteLLM(b, &w) {
+		w = wireLiteLLM{}
+		if err := unmarshal(sanitize(b), &w); err != nil {
+			return nil, fmt.Errorf("litellm payload: %w", err)
+		}
 	}
+	return w.literal(), nil
+}
+
+// literal maps the decoded wire form to a LiteLLM.
+func (w *wireLiteLLM) literal() *LiteLLM {
 	m := &w.Metadata.wireMetaFields
 	l := &LiteLLM{
 		ID:               string(w.ID),
@@ -312,6 +349,7 @@ func ParseLiteLLM(b []byte) (*LiteLLM, error) {
 		Response:          content(w.Response),
 	}
 	l.MessagesSHA256, l.ResponseSHA256 = sha(l.Messages), sha(l.Response)
+	l.Emission = w.Auditline.emission()
 	if len(l.Identity.Tags) == 0 {
 		l.Identity.Tags = []string(m.Tags)
 	}
@@ -359,7 +397,7 @@ func ParseLiteLLM(b []byte) (*LiteLLM, error) {
 			}
 		}
 	}
-	return l, nil
+	return l
 }
 
 // RequestKey is the join key of DESIGN.md §2 as this payload names it.

@@ -156,6 +156,138 @@ func ParseOversight(b []byte) (*Oversight, error) {
 	return o, nil
 }
 
+// Approval is one approval event of a gateway
+// (schemas/approval-event.v1.json).
+type Approval struct {
+	EventID           string
+	RequestKey        string
+	OccurredAt        record.Time
+	Gateway           string
+	Kind              string // approval_requested, approved, rejected, override, escalation
+	Tier              string
+	RequiredApprovals int
+	SubjectID         string
+	Tenant            string
+	Approver          string
+	Role              string
+	Reason            string
+}
+
+// Approval event kinds.
+const (
+	ApprovalRequested = "approval_requested"
+	ApprovalApproved  = "approved"
+	ApprovalRejected  = "rejected"
+	ApprovalOverride  = "override"
+	ApprovalEscalated = "escalation"
+)
+
+// ParseApproval decodes an approval event.
+func ParseApproval(b []byte) (*Approval, error) {
+	var w struct {
+		EventID           string    `json:"event_id"`
+		RequestKey        string    `json:"request_key"`
+		OccurredAt        string    `json:"occurred_at"`
+		Gateway           string    `json:"gateway"`
+		Kind              string    `json:"kind"`
+		Tier              string    `json:"tier"`
+		RequiredApprovals flexFloat `json:"required_approvals"`
+		Subject           *struct {
+			ID     string `json:"id"`
+			Tenant string `json:"tenant"`
+		} `json:"subject"`
+		Approver *struct {
+			ID   string `json:"id"`
+			Role string `json:"role"`
+		} `json:"approver"`
+		Reason string `json:"reason"`
+	}
+	if err := unmarshal(sanitize(b), &w); err != nil {
+		return nil, fmt.Errorf("approval event: %w", err)
+	}
+	if w.EventID == "" || w.RequestKey == "" {
+		return nil, errors.New("approval event: event_id and request_key are required")
+	}
+	switch w.Kind {
+	case ApprovalRequested, ApprovalApproved, ApprovalRejected, ApprovalOverride, ApprovalEscalated:
+	default:
+		return nil, fmt.Errorf("approval event: kind %q, want approval_requested, approved, rejected, override or escalation", w.Kind)
+	}
+	a := &Approval{EventID: w.EventID, RequestKey: w.RequestKey, OccurredAt: parseTime(w.OccurredAt), Gateway: w.Gateway,
+		Kind: w.Kind, Tier: w.Tier, Reason: w.Reason}
+	if p := w.RequiredApprovals.ptr(); p != nil && *p >= 1 && *p <= 10 {
+		a.RequiredApprovals = int(*p)
+	}
+	if s := w.Subject; s != nil {
+		a.SubjectID, a.Tenant = s.ID, s.Tenant
+	}
+	if ap := w.Approver; ap != nil {
+		a.Approver, a.Role = ap.ID, ap.Role
+	}
+	if a.Kind != ApprovalRequested && a.Approver == "" {
+		return nil, fmt.Errorf("approval event: kind %q without approver", a.Kind)
+	}
+	return a, nil
+}
+
+// Access is one access event (schemas/access-event.v1.json).
+type Access struct {
+	EventID       string
+	OccurredAt    record.Time
+	Action        string
+	Actor         string
+	Role          string
+	Via           string
+	Client        string
+	Tenant        string
+	Target        string
+	TargetVersion int64
+	Format        string
+	Query         string
+}
+
+// ParseAccess decodes an access event.
+func ParseAccess(b []byte) (*Access, error) {
+	var w struct {
+		EventID    string `json:"event_id"`
+		OccurredAt string `json:"occurred_at"`
+		Action     string `json:"action"`
+		Actor      struct {
+			ID     string `json:"id"`
+			Role   string `json:"role"`
+			Via    string `json:"via"`
+			Client string `json:"client"`
+		} `json:"actor"`
+		Tenant string `json:"tenant"`
+		Target *struct {
+			RecordID string    `json:"record_id"`
+			Version  flexFloat `json:"version"`
+		} `json:"target"`
+		Export *struct {
+			Format string `json:"format"`
+			Query  string `json:"query"`
+		} `json:"export"`
+	}
+	if err := unmarshal(sanitize(b), &w); err != nil {
+		return nil, fmt.Errorf("access event: %w", err)
+	}
+	if w.EventID == "" || w.Action == "" || w.Actor.ID == "" {
+		return nil, errors.New("access event: event_id, action and actor.id are required")
+	}
+	a := &Access{EventID: w.EventID, OccurredAt: parseTime(w.OccurredAt), Action: w.Action, Actor: w.Actor.ID,
+		Role: w.Actor.Role, Via: w.Actor.Via, Client: w.Actor.Client, Tenant: w.Tenant}
+	if t := w.Target; t != nil {
+		a.Target = t.RecordID
+		if v := t.Version.ptr(); v != nil && *v >= 0 && *v < 1<<32 {
+			a.TargetVersion = int64(*v)
+		}
+	}
+	if x := w.Export; x != nil {
+		a.Format, a.Query = x.Format, x.Query
+	}
+	return a, nil
+}
+
 // Alert is one LiteLLM budget alert webhook.
 type Alert struct {
 	EntityType string // normalised event_group: key, user, team, end_user, organization, …

@@ -32,7 +32,8 @@ import (
 
 	"github.com/auditline/auditline/enrich/event"
 	"github.com/auditline/auditline/enrich/record"
-	"github.com/auditline/auditline/enrich/redact"
+	"github.com/auditline/auditline/privacy/pseudonym"
+	"github.com/auditline/auditline/privacy/redact"
 )
 
 // AlertLookup returns the latest budget alert for an entity received at or
@@ -63,15 +64,19 @@ type Context struct {
 
 // Builder builds Decisions under one set of Rules. Safe for concurrent use.
 type Builder struct {
-	rules   Rules
-	reasons map[string]bool
-	always  map[string]bool
-	red     *redact.Redactor
+	rules     Rules
+	rulesHash string // Rules.Canonical's hash, carried by every record
+	reasons   map[string]bool
+	always    map[string]bool
+	red       *redact.Redactor
+	pseud     *pseudonym.Pseudonymiser // nil: identities stay in clear
 }
 
 // NewBuilder returns a Builder for rules (which must be valid).
 func NewBuilder(rules Rules) *Builder {
-	b := &Builder{rules: rules, reasons: map[string]bool{}, always: map[string]bool{}, red: redact.New()}
+	b := &Builder{rules: rules, reasons: map[string]bool{}, always: map[string]bool{}, red: redact.New(),
+		pseud: pseudonym.New(rules.Content.Pseudonymise)}
+	_, b.rulesHash, _ = rules.Canonical() // plain data: it cannot fail
 	for _, r := range rules.NearMiss.Reasons {
 		b.reasons[r] = true
 	}
@@ -104,45 +109,116 @@ func (b *Builder) Build(events []*event.Event, ctx Context) record.Decision {
 	evs := Dedup(events)
 	var d record.Decision
 	d.SchemaVersion = record.SchemaVersion
+	d.RulesHash = b.rulesHash
 	var attempts []*event.Event
-	var gateways, oversights []*event.Event
+	var gateways, oversights, markers, approvals, accesses, tries []*event.Event
 	for _, e := range evs {
 		switch {
 		case e.LiteLLM != nil:
 			attempts = append(attempts, e)
+		case e.Started != nil:
+			markers = append(markers, e)
+		case e.Attempt != nil:
+			tries = append(tries, e)
 		case e.Gateway != nil:
 			gateways = append(gateways, e)
 		case e.Oversight != nil && e.Oversight.Kind != event.KindSamplingControl:
 			oversights = append(oversights, e)
+		case e.Approval != nil:
+			approvals = append(approvals, e)
+		case e.Access != nil:
+			accesses = append(accesses, e)
 		}
 	}
 	slices.SortStableFunc(attempts, func(x, y *event.Event) int {
 		return cmp.Or(cmp.Compare(x.LiteLLM.Start, y.LiteLLM.Start), strings.Compare(x.ID, y.ID))
 	})
+	// The plugin numbers a request's upstream calls in the order they
+	// started: that order is the route (start times of calls a millisecond
+	// apart need not be).
+	slices.SortStableFunc(tries, func(x, y *event.Event) int {
+		return cmp.Or(cmp.Compare(x.Attempt.N, y.Attempt.N), cmp.Compare(x.Attempt.Start, y.Attempt.Start), strings.Compare(x.ID, y.ID))
+	})
 	byTime := func(x, y *event.Event) int {
 		return cmp.Or(cmp.Compare(x.Time(), y.Time()), strings.Compare(x.ID, y.ID))
 	}
 	slices.SortStableFunc(gateways, byTime)
-	slices.SortStableFunc(oversights, byTime)
+	// Oversight and approval decisions are ordered by ingest's receive time
+	// (trusted), never by the reviewer's tool's clock.
+	slices.SortStableFunc(oversights, byReceipt)
+	slices.SortStableFunc(approvals, byReceipt)
 
 	if len(evs) > 0 {
 		d.Request.RequestKey = evs[0].Key
 	}
 	d.RecordID = record.ID(d.Request.RequestKey)
 	b.evidence(&d, evs)
+	if len(accesses) > 0 {
+		// An access event is a record of its own (its key is its id).
+		b.access(&d, accesses[0])
+		b.pseudonymise(&d)
+		normalize(&d)
+		return d
+	}
+	b.markers(&d, evs, markers, attempts)
 	b.request(&d, attempts, gateways)
+	routeTimes(&d, tries)
 	b.identity(&d, attempts, gateways)
+	for _, e := range approvals {
+		// A gateway that held the request names its subject and tenant.
+		if a := e.Approval; a.Kind == event.ApprovalRequested {
+			d.Identity.Subject = first(d.Identity.Subject, a.SubjectID)
+			if d.Identity.Tenant == "default" && a.Tenant != "" && d.Identity.OrgID == "" {
+				d.Identity.Tenant = a.Tenant
+			}
+		}
+	}
 	served := b.routing(&d, attempts, gateways)
+	b.route(&d, attempts, tries, served)
+	b.markerIdentity(&d, markers, attempts)
 	b.budget(&d, attempts, ctx.Alerts)
 	b.guardrails(&d, attempts)
 	b.policy(&d, gateways)
-	b.oversight(&d, oversights)
 	b.outcome(&d, attempts, served)
 	b.content(&d, attempts, served)
-	b.nearMiss(&d, attempts, served)
+	b.nearMiss(&d, attempts, tries, served)
 	b.risk(&d, ctx)
+	// Approval is judged on the tier just computed; a violation adds its
+	// near-miss reason, and the tier is computed again with it (it can only
+	// rise: tier rules match on more, never on less). The approval is not
+	// judged again on the new tier.
+	decs := b.approval(&d, attempts, approvals, oversights)
+	if b.approvalReasons(&d) {
+		b.risk(&d, ctx)
+	}
+	b.oversight(&d, oversights, subjects(&d, approvals), decs)
+	// Last: every rule above (separation of duties compares subjects and
+	// approvers, tiers match teams and tags) decided on the clear values.
+	b.pseudonymise(&d)
 	normalize(&d)
 	return d
+}
+
+// pseudonymise replaces the configured identity fields by their pseudonyms
+// (enrich.content.pseudonymise), so that no copy of the record — the
+// decisions topic, ClickHouse, the archive — holds them in clear.
+func (b *Builder) pseudonymise(d *record.Decision) {
+	p := b.pseud
+	if p == nil {
+		return
+	}
+	id := &d.Identity
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{
+		{"identity.key_hash", &id.KeyHash}, {"identity.key_alias", &id.KeyAlias}, {"identity.user_id", &id.UserID},
+		{"identity.user_email", &id.UserEmail}, {"identity.end_user", &id.EndUser}, {"identity.requester_ip", &id.RequesterIP},
+		{"identity.user_agent", &id.UserAgent}, {"identity.subject", &id.Subject},
+		{"access.actor", &d.Access.Actor}, {"access.client", &d.Access.Client},
+	} {
+		*f.v = p.Field(f.name, *f.v)
+	}
 }
 
 // normalize makes every absent list an empty one, so that the JSON form never
@@ -169,9 +245,11 @@ func nonNil(s *[]string) {
 func (b *Builder) evidence(d *record.Decision, evs []*event.Event) {
 	d.Evidence.Sources = make([]record.Source, 0, len(evs))
 	for _, e := range evs {
+		em := e.Emission()
 		d.Evidence.Sources = append(d.Evidence.Sources, record.Source{
 			EventID: e.ID, Source: string(e.Source), SHA256: e.SHA256, Topic: e.Topic,
 			Partition: e.Partition, Offset: e.Offset, ReceivedAt: e.ReceivedAt,
+			Emitter: em.Emitter, Seq: em.Seq,
 		})
 		if t := e.ReceivedAt; t != 0 {
 			if d.Evidence.FirstReceivedAt == 0 || t < d.Evidence.FirstReceivedAt {
@@ -490,20 +568,6 @@ func (b *Builder) policy(d *record.Decision, gateways []*event.Event) {
 	}
 }
 
-func (b *Builder) oversight(d *record.Decision, oversights []*event.Event) {
-	d.Oversight = make([]record.Oversight, 0, len(oversights))
-	for _, e := range oversights {
-		o := e.Oversight
-		d.Oversight = append(d.Oversight, record.Oversight{
-			EventID: e.ID, Kind: o.Kind, Outcome: o.Outcome, Reviewer: o.Reviewer, Role: o.Role,
-			Rationale: o.Rationale, At: o.OccurredAt, RecordVersion: o.RecordVersion, Tenant: o.Tenant,
-		})
-		if o.Outcome != "" {
-			d.Risk.ReviewStatus = o.Outcome
-		}
-	}
-}
-
 func (b *Builder) outcome(d *record.Decision, attempts []*event.Event, served *event.LiteLLM) {
 	o := &d.Outcome
 	for _, a := range attempts {
@@ -609,7 +673,7 @@ func (b *Builder) content(d *record.Decision, attempts []*event.Event, served *e
 	c.Messages, c.Response = keep(msgs), keep(resp)
 }
 
-func (b *Builder) nearMiss(d *record.Decision, attempts []*event.Event, served *event.LiteLLM) {
+func (b *Builder) nearMiss(d *record.Decision, attempts, tries []*event.Event, served *event.LiteLLM) {
 	var rs []string
 	add := func(r string, cond bool) {
 		if cond && b.reasons[r] {
@@ -638,21 +702,16 @@ func (b *Builder) nearMiss(d *record.Decision, attempts []*event.Event, served *
 	add(ReasonPolicyReview, d.Policy.Decision == "review")
 	add(ReasonBudgetOverThreshold, d.Budget.MaxPctUsed != nil && *d.Budget.MaxPctUsed >= nm.BudgetPct)
 	add(ReasonBudgetDenied, d.Budget.Denial.Denied)
-	var rateLimited, after429, after5xx bool
+	var rateLimited bool
 	for _, a := range attempts {
-		e := a.LiteLLM.Error
-		rateLimited = rateLimited || isProxyRateLimit(e)
-		// A failed attempt other than the one that decided the outcome (a
-		// streamed fallback's failure payload may sort after its success).
-		if a.LiteLLM != served && a.LiteLLM.Status == "failure" && d.Routing.FallbackUsed {
-			st := HTTPStatus(e)
-			after429 = after429 || st == "429"
-			after5xx = after5xx || (len(st) == 3 && st[0] == '5')
-		}
+		rateLimited = rateLimited || isProxyRateLimit(a.LiteLLM.Error)
 	}
+	after := fallbackCauses(d, attempts, len(tries) > 0, served)
 	add(ReasonRateLimited, rateLimited || d.Outcome.BlockedBy == "rate_limit")
-	add(ReasonFallbackAfter429, after429)
-	add(ReasonFallbackAfter5xx, after5xx)
+	add(ReasonFallbackAfter429, after.rateLimit)
+	add(ReasonFallbackAfter5xx, after.serverError)
+	add(ReasonFallbackAfterTimeout, after.timeout)
+	add(ReasonAllAttemptsFailed, allAttemptsFailed(d))
 	add(ReasonRetries, int(d.Routing.RetryCount) >= nm.MinRetries)
 	add(ReasonRiskScoreNear, riskNear)
 	slices.Sort(rs)

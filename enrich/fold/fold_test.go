@@ -64,7 +64,7 @@ func TestNearMissAndOutcome(t *testing.T) {
 			record.OutcomeSuccess, "", []string{ReasonRetries}, false, 1},
 		{"all failed at the provider", []*event.Event{
 			lite("a", "failure", "g1", 1000, func(l *event.LiteLLM) { l.Error.Code = "500" })},
-			record.OutcomeFailure, "", []string{}, false, 0},
+			record.OutcomeFailure, "", []string{ReasonAllAttemptsFailed}, false, 0},
 		{"proxy rate limit", []*event.Event{
 			lite("a", "failure", "", 1000, func(l *event.LiteLLM) {
 				l.Error.Code, l.Error.RateLimitCategory, l.Error.RateLimitType = "429", "litellm_rate_limit", "requests"
@@ -79,7 +79,7 @@ func TestNearMissAndOutcome(t *testing.T) {
 			lite("a", "failure", "g1", 1000, func(l *event.LiteLLM) {
 				l.Guardrails = []record.Guardrail{{Name: "pii", Mode: "post_call", Status: event.GuardrailIntervened}}
 			})},
-			record.OutcomeFailure, "", []string{ReasonGuardrailIntervened}, false, 0},
+			record.OutcomeFailure, "", []string{ReasonAllAttemptsFailed, ReasonGuardrailIntervened}, false, 0},
 		{"budget over threshold", []*event.Event{
 			lite("a", "success", "g1", 1000, func(l *event.LiteLLM) { l.Budget.TeamSpend, l.Budget.TeamMax = f64(850), f64(1000) })},
 			record.OutcomeSuccess, "", []string{ReasonBudgetOverThreshold}, false, 0},

@@ -8,37 +8,51 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/auditline/auditline/privacy/pseudonym"
 )
 
 // Capture policies for request and response content.
 const (
 	CaptureFull     = "full"     // kept as received (up to max_bytes)
-	CaptureRedacted = "redacted" // kept with personal data and secrets masked (enrich/redact)
+	CaptureRedacted = "redacted" // kept with personal data and secrets masked (privacy/redact)
 	CaptureHash     = "hash"     // only the SHA-256 (the default)
 	CaptureNone     = "none"     // only the SHA-256: there is no way to keep less and still prove what was sent
 )
 
 // Near-miss reasons (docs/decision-record.md explains each).
 const (
-	ReasonGuardrailIntervened = "guardrail_intervened"
-	ReasonGuardrailFailed     = "guardrail_failed"
-	ReasonPolicyBlock         = "policy_block"
-	ReasonPolicyReview        = "policy_review"
-	ReasonBudgetOverThreshold = "budget_over_threshold"
-	ReasonBudgetDenied        = "budget_denied"
-	ReasonRateLimited         = "rate_limited"
-	ReasonFallbackAfter429    = "fallback_after_429"
-	ReasonFallbackAfter5xx    = "fallback_after_5xx"
-	ReasonRetries             = "retries"
-	ReasonRiskScoreNear       = "risk_score_near_threshold"
+	ReasonGuardrailIntervened  = "guardrail_intervened"
+	ReasonGuardrailFailed      = "guardrail_failed"
+	ReasonPolicyBlock          = "policy_block"
+	ReasonPolicyReview         = "policy_review"
+	ReasonBudgetOverThreshold  = "budget_over_threshold"
+	ReasonBudgetDenied         = "budget_denied"
+	ReasonRateLimited          = "rate_limited"
+	ReasonFallbackAfter429     = "fallback_after_429"
+	ReasonFallbackAfter5xx     = "fallback_after_5xx"
+	ReasonFallbackAfterTimeout = "fallback_after_timeout"
+	// ReasonAllAttemptsFailed: the request reached the router and every
+	// upstream call it made failed (issue 21).
+	ReasonAllAttemptsFailed = "all_attempts_failed"
+	ReasonRetries           = "retries"
+	ReasonRiskScoreNear     = "risk_score_near_threshold"
+	// ReasonExecutedWithoutApproval: the request needed approval before it
+	// executed (enrich.approval) and ingest received the evidence of its
+	// execution before the needed approvals.
+	ReasonExecutedWithoutApproval = "executed_without_approval"
+	// ReasonExecutedAfterRejection: it executed although an approver had
+	// rejected it.
+	ReasonExecutedAfterRejection = "executed_after_rejection"
 )
 
 // AllReasons lists every near-miss reason, in documentation order.
 var allReasons = []string{
 	ReasonGuardrailIntervened, ReasonGuardrailFailed, ReasonPolicyBlock, ReasonPolicyReview,
 	ReasonBudgetOverThreshold, ReasonBudgetDenied, ReasonRateLimited, ReasonFallbackAfter429,
-	ReasonFallbackAfter5xx, ReasonRetries, ReasonRiskScoreNear,
+	ReasonFallbackAfter5xx, ReasonFallbackAfterTimeout, ReasonAllAttemptsFailed, ReasonRetries, ReasonRiskScoreNear,
+	ReasonExecutedWithoutApproval, ReasonExecutedAfterRejection,
 }
 
 // Rules is the configuration of every derived field: content capture,
@@ -48,6 +62,7 @@ type Rules struct {
 	NearMiss NearMissConfig `yaml:"near_miss"`
 	Risk     RiskConfig     `yaml:"risk"`
 	Sampling SamplingConfig `yaml:"sampling"`
+	Approval ApprovalConfig `yaml:"approval"`
 }
 
 // ContentConfig is the capture policy.
@@ -59,6 +74,11 @@ type ContentConfig struct {
 	// the record content.truncated. Default 32768. Kafka's default message
 	// limit is 1 MiB: keep the whole Decision well below it.
 	MaxBytes int `yaml:"max_bytes"`
+	// Pseudonymise replaces identity fields by keyed hashes (HMAC-SHA-256)
+	// in every copy of the record (privacy/pseudonym, docs/privacy.md). Its
+	// fields and key id are part of the rules (and of their hash); its
+	// secret is not.
+	Pseudonymise pseudonym.Config `yaml:"pseudonymise,omitempty"`
 }
 
 // NearMissConfig says which reasons flag a near miss, and their thresholds.
@@ -165,6 +185,7 @@ func NewDefaultRules() Rules {
 			Auto: AutoBurstConfig{Enabled: true, Window: 5 * time.Minute, Share: 0.2, MinRecords: 50,
 				Hold: 10 * time.Minute},
 		},
+		Approval: NewDefaultApprovalConfig(),
 	}
 }
 
@@ -182,6 +203,9 @@ func (r *Rules) Validate(prefix string) error {
 	case CaptureFull, CaptureRedacted, CaptureHash, CaptureNone:
 	default:
 		add("content.policy: %q, want full, redacted, hash or none", r.Content.Policy)
+	}
+	if err := r.Content.Pseudonymise.Validate(prefix + "content.pseudonymise."); err != nil {
+		errs = append(errs, err)
 	}
 	if r.Content.MaxBytes < 0 {
 		add("content.max_bytes: %d, want >= 0", r.Content.MaxBytes)
@@ -237,6 +261,13 @@ func (r *Rules) Validate(prefix string) error {
 	for _, t := range r.Sampling.Always {
 		if !tiers[t] {
 			add("sampling.always: %q is no tier in risk.tiers or risk.default", t)
+		}
+	}
+	for key, ts := range map[string][]string{"tiers": r.Approval.Tiers, "four_eyes_tiers": r.Approval.FourEyesTiers} {
+		for _, t := range ts {
+			if !tiers[t] {
+				add("approval.%s: %q is no tier in risk.tiers or risk.default", key, t)
+			}
 		}
 	}
 	if a := r.Sampling.Auto; a.Enabled {

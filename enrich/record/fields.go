@@ -36,18 +36,6 @@ type Field struct {
 	Elem  []Field // for KindStructList: the element's fields (Index relative to the element)
 }
 
-// Value returns the field's value in v (a Decision, or a list element for Elem
-// fields), as the Go value of its Kind: string, bool, int32, int64, uint32,
-// float64, *float64, Time, []string, or a reflect.Value of the slice for
-// KindStructList.
-func (f Field) Value(v reflect.Value) any {
-	fv := v.FieldByIndex(f.Index)
-	if f.Kind == KindStructList {
-		return fv
-	}
-	return fv.Interface()
-}
-
 var (
 	fieldsOnce sync.Once
 	fields     []Field

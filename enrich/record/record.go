@@ -20,10 +20,6 @@ package record
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-
-	"github.com/gowebpki/jcs"
 )
 
 // SchemaVersion of Decision. Bump it on any change of field names, types or
@@ -35,6 +31,11 @@ const (
 	Complete = "complete"  // the request's final event arrived
 	TimedOut = "timed_out" // emitted after waiting in vain for the final event
 	Amended  = "amended"   // a new version after a late event changed a sealed record
+	// MissingOutcome: auditline's LiteLLM plugin marked the request started
+	// (request_started, spooled before the upstream call) but no LiteLLM
+	// outcome arrived within enrich.outcome_wait: the proxy died mid-request,
+	// or the outcome is late (it then amends the record).
+	MissingOutcome = "missing_outcome"
 )
 
 // Outcome values.
@@ -52,7 +53,7 @@ type Decision struct {
 	SchemaVersion int    `json:"schema_version"`
 	RecordID      string `json:"record_id"`    // ID(RequestKey): deterministic, stable across versions
 	Version       uint32 `json:"version"`      // 1, 2, … per record id; the highest wins
-	Completeness  string `json:"completeness"` // Complete, TimedOut or Amended
+	Completeness  string `json:"completeness"` // Complete, TimedOut, Amended or MissingOutcome
 
 	Request    Request     `json:"request" col:"inline"`
 	Identity   Identity    `json:"identity" col:"inline"`
@@ -66,6 +67,35 @@ type Decision struct {
 	NearMiss   NearMiss    `json:"near_miss"`
 	Risk       Risk        `json:"risk"`
 	Evidence   Evidence    `json:"evidence" col:"inline"`
+
+	// Issue 14, completeness at the first hop: the instance of auditline's
+	// LiteLLM plugin that sent the request's events, and the gateway
+	// configuration they ran under. Each source event's sequence number is
+	// in Evidence.Sources. Zero for LiteLLM's stock generic_api callback.
+	Emitter Emitter `json:"emitter"`
+
+	// ---- issue 18: human oversight an auditor can rely on. Additive (zero
+	// for a request with no approval event and for every older record):
+	// approval before action, judged on ingest's receive times; and the
+	// access log (a record whose access.action is set logs one access to
+	// the audit trail instead of describing a request).
+	Approval Approval `json:"approval"`
+	Access   Access   `json:"access"`
+
+	// Issue 19, provenance of our own rules: "sha256:<hex>" of the RFC 8785
+	// bytes of the enrich rules this version was built under (tiers,
+	// sampling, near-miss thresholds, approval, capture policy:
+	// fold.Rules.Canonical), sealed in the archive as rules/<hex>.json
+	// (privacy/rules). Empty in records built before it.
+	RulesHash string `json:"rules_hash"`
+}
+
+// Emitter is the plugin instance (one per proxy worker slot) that emitted a
+// request's events, and the gateway configuration in force.
+type Emitter struct {
+	ID         string `json:"id"`          // emitter id, stable per proxy instance and worker slot
+	ConfigHash string `json:"config_hash"` // sha256:<hex> of the RFC 8785 bytes of the gateway_config's config
+	ConfigSeq  int64  `json:"config_seq"`  // sequence number of the gateway_config event that announced it
 }
 
 // Request says which request this is and when it ran.
@@ -115,9 +145,41 @@ type Routing struct {
 	RetryCount       int32     `json:"retry_count"`    // attempts that repeated the previous attempt's group, at least LiteLLM's attempted-retries count
 	AttemptCount     int32     `json:"attempt_count"`
 	Attempts         []Attempt `json:"attempts"`
+
+	// ---- issue 21: the real route. Additive (zero in older records).
+	// Completeness says how much of the route the record knows (one of the
+	// Routing* values): with auditline's LiteLLM plugin every upstream call
+	// is an event of its own and Attempts is the whole ordered route; with
+	// LiteLLM's stock callback only its payloads (the first failure and the
+	// final outcome) are known, so RetryCount and FallbackUsed are lower
+	// bounds and "false" means "not seen", never "did not happen".
+	Completeness string `json:"completeness" col:"routing_completeness"`
+	// FallbackTargets are the model groups the router fell back to, in hop
+	// order (A → B → C: [B, C]); empty when no fallback was seen.
+	FallbackTargets []string `json:"fallback_targets"`
 }
 
-// Attempt is one provider call as LiteLLM reported it.
+// Routing completeness values.
+const (
+	// RoutingComplete: the plugin reported every upstream call (attempt
+	// events numbered 1..n without a hole, as many as the outcome announced).
+	RoutingComplete = "complete"
+	// RoutingPartial: the plugin reported attempts, but some are missing (a
+	// hole in their numbers, fewer than the outcome announced) or the
+	// request's outcome never arrived.
+	RoutingPartial = "partial"
+	// RoutingFinalAttemptOnly: only LiteLLM's own payloads (stock
+	// generic_api callback, or a plugin without attempt events): the first
+	// failure and the final outcome; retries and fallbacks in between are
+	// unknown unless LiteLLM counted them.
+	RoutingFinalAttemptOnly = "final_attempt_only"
+	// RoutingNone: no event says how the request was routed (a gateway
+	// event alone, a request_started marker without anything else).
+	RoutingNone = "none"
+)
+
+// Attempt is one provider call: an attempt event of the LiteLLM plugin, or
+// (routing completeness final_attempt_only) one LiteLLM payload.
 type Attempt struct {
 	EventID          string  `json:"event_id"`
 	Status           string  `json:"status"` // success, failure
@@ -135,6 +197,14 @@ type Attempt struct {
 	PromptTokens     int64   `json:"prompt_tokens"`
 	CompletionTokens int64   `json:"completion_tokens"`
 	CacheHit         bool    `json:"cache_hit"`
+
+	// ---- issue 21 (additive). Kind is first, retry (same model group as
+	// the attempt before) or fallback (another group: a hop from
+	// FallbackFrom to ModelGroup). Timeout: the call ended because a
+	// timeout expired (ErrorClass Timeout, ErrorCode 408).
+	Kind         string `json:"kind"`
+	FallbackFrom string `json:"fallback_from"`
+	Timeout      bool   `json:"timeout"`
 }
 
 // Budget is the budget state as seen at the call (pre-call spend).
@@ -228,6 +298,116 @@ type Oversight struct {
 	// RecordVersion is the version the reviewer saw (0 if not given).
 	RecordVersion int64  `json:"record_version"`
 	Tenant        string `json:"tenant"` // the reviewer's tenant
+
+	// ---- issue 18: bound identity, trusted time, and what the entry did.
+	// Sender is the name of the ingest token that posted the event (sealed
+	// by ingest, never taken from the event): who vouched for Reviewer.
+	Sender string `json:"sender"`
+	// ReceivedAt is ingest's receive time: entries are ordered by it, never
+	// by At (the sender's clock).
+	ReceivedAt Time `json:"received_at"`
+	// Effect is what the entry did to the record: OversightApplied, or why
+	// not (OversightStale, OversightSelfReview, OversightAwaitingSecond,
+	// OversightSameReviewer).
+	Effect string `json:"effect"`
+}
+
+// Oversight effects.
+const (
+	OversightApplied = "applied" // it set the review status (or counted as an approval)
+	// OversightStale: the reviewer saw a version older than one a review
+	// received before had already acted on; it is kept and shown as
+	// conflicting, never silently overriding the newer review.
+	OversightStale          = "stale"
+	OversightSelfReview     = "self_review"              // the reviewer is the request's subject (separation of duties)
+	OversightAwaitingSecond = "awaiting_second_reviewer" // four eyes: waits for a second, different reviewer
+	OversightSameReviewer   = "same_reviewer"            // four eyes: the same reviewer again counts once
+	OversightNoEffect       = "recorded"                 // kept, changes nothing (an escalation after the decision)
+)
+
+// Approval is approval before action (EU AI Act Art. 14): whether the
+// request needed a human's approval before it executed, whether it had it,
+// and who gave it. Every time that decides is ingest's receive time of an
+// event (trusted: stamped by ingest, sealed in the evidence), never a
+// sender's clock. Approval and execution are compared on those times: an
+// approval counts for an execution only if ingest received it before it
+// received the first evidence of that execution.
+type Approval struct {
+	// Required says a rule or the gateway required approval before the
+	// request executed; RequiredBy says which: "gateway" (an
+	// approval_requested event) or "tier:<tier>" (enrich.approval.tiers).
+	Required   bool   `json:"required"`
+	RequiredBy string `json:"required_by"`
+	// Needed is the distinct approvers required: 2 under four eyes
+	// (enrich.approval.four_eyes_tiers), or what the gateway asked.
+	Needed int32 `json:"needed"`
+	// Status is one of the Approval* values; "" when there is nothing to judge.
+	Status string `json:"status"`
+	// Approvers are the distinct approvers counted, in the order ingest
+	// received their decisions; RejectedBy those who rejected.
+	Approvers  []string `json:"approvers"`
+	RejectedBy []string `json:"rejected_by"`
+	// Receive times (ingest's clock, ms): the first approval_requested, the
+	// approval that completed the needed count, the first counted
+	// rejection, the first evidence of execution (a LiteLLM event).
+	RequestedAt Time `json:"requested_at"`
+	ApprovedAt  Time `json:"approved_at"`
+	RejectedAt  Time `json:"rejected_at"`
+	ExecutedAt  Time `json:"executed_at"`
+	// Decisions lists every approval decision received (gateway approval
+	// events and oversight events of kind approval or override), in receive
+	// order, whether or not it counted.
+	Decisions []ApprovalDecision `json:"decisions"`
+}
+
+// Approval statuses.
+const (
+	ApprovalNotRequired      = "not_required"
+	ApprovalPending          = "awaiting_approval"         // required, not decided, not executed
+	ApprovalApproved         = "approved"                  // approved, not (yet) executed
+	ApprovalRejected         = "rejected"                  // rejected, not executed
+	ApprovalExecutedAfter    = "executed_after_approval"   // the required approval was received before execution
+	ApprovalExecutedWithout  = "executed_without_approval" // executed before the required approval (or without one): a violation
+	ApprovalExecutedRejected = "executed_after_rejection"  // executed although rejected: a violation
+)
+
+// ApprovalDecision is one decision on an approval.
+type ApprovalDecision struct {
+	EventID  string `json:"event_id"`
+	Source   string `json:"source"` // approval (a gateway's event) or oversight (a review tool's)
+	Kind     string `json:"kind"`   // approved, rejected, override, escalation
+	Approver string `json:"approver"`
+	Role     string `json:"role"`
+	Sender   string `json:"sender"` // the ingest token that posted it
+	Reason   string `json:"reason"`
+	// At is the sender's clock (shown only); ReceivedAt is ingest's, which
+	// decides.
+	At         Time `json:"at"`
+	ReceivedAt Time `json:"received_at"`
+	Counted    bool `json:"counted"`
+	// Note says why a decision did not count: self_approval,
+	// same_approver, after_execution, after_decision, awaiting_second_reviewer.
+	Note string `json:"note"`
+}
+
+// Access is set on a record that logs one access to the audit trail: who
+// read what, when, through which credential. Records of requests leave it
+// empty (Action "").
+type Access struct {
+	Action string `json:"action"` // login, login_failed, logout, record_view, proof_download, export
+	Actor  string `json:"actor"`
+	Role   string `json:"role"`
+	Via    string `json:"via"`    // password, sso, token
+	Client string `json:"client"` // the client's address as the tool saw it
+	Sender string `json:"sender"` // the ingest token that posted it
+	// Target is the record read (record_view, proof_download) and its version.
+	Target        string `json:"target"`
+	TargetVersion int64  `json:"target_version"`
+	// Format and Query describe an export (csv or json; the filter as a
+	// dashboard URL query).
+	Format string `json:"format"`
+	Query  string `json:"query"`
+	At     Time   `json:"at"` // the tool's clock; the record's evidence has ingest's
 }
 
 // Outcome is how the request ended and what it cost.
@@ -290,6 +470,10 @@ type Source struct {
 	Partition  int32  `json:"partition"`
 	Offset     int64  `json:"offset"`
 	ReceivedAt Time   `json:"received_at"`
+	// Issue 14: the plugin emitter that sent the event and its gap-free
+	// sequence number ("" and 0 for events not sent by the LiteLLM plugin).
+	Emitter string `json:"emitter"`
+	Seq     int64  `json:"seq"`
 }
 
 // ID returns the record id of a request key: the first 128 bits of
@@ -301,15 +485,6 @@ func ID(requestKey string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Canonical returns the RFC 8785 (JCS) bytes of d: the bytes the archive hashes.
-func (d *Decision) Canonical() ([]byte, error) {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("marshal decision %s: %w", d.RecordID, err)
-	}
-	c, err := jcs.Transform(b)
-	if err != nil {
-		return nil, fmt.Errorf("canonicalise decision %s: %w", d.RecordID, err)
-	}
-	return c, nil
-}
+// Canonical returns the RFC 8785 (JCS) bytes of d: the bytes the archive
+// hashes (see AppendCanonical).
+func (d *Decision) Canonical() ([]byte, error) { return d.AppendCanonical(nil) }

@@ -2,9 +2,12 @@ package record
 
 import (
 	"encoding/json"
+
 	"strings"
 	"testing"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 func TestFieldNamesUnique(t *testing.T) {
@@ -71,5 +74,24 @@ func TestCanonicalIsJCS(t *testing.T) {
 	c2, _ := d.Canonical()
 	if string(c2) != s {
 		t.Fatal("canonical bytes differ between calls")
+	}
+}
+
+// TestTimeJSONv2: encoding/json/v2 decodes a Time through UnmarshalJSONFrom
+// as encoding/json does through UnmarshalJSON.
+func TestTimeJSONv2(t *testing.T) {
+	for _, in := range []string{`"2025-11-22T10:41:07.512Z"`, `null`, `"2025-11-22T11:41:07.5129+01:00"`} {
+		var a, b Time
+		errA := json.Unmarshal([]byte(in), &a)
+		errB := jsonv2.Unmarshal([]byte(in), &b)
+		if errA != nil || errB != nil || a != b {
+			t.Errorf("%s: encoding/json %v (%v), v2 %v (%v)", in, a, errA, b, errB)
+		}
+	}
+	for _, in := range []string{`"yesterday"`, `12`, `{}`, `[]`, `true`} {
+		var a, b Time
+		if json.Unmarshal([]byte(in), &a) == nil || jsonv2.Unmarshal([]byte(in), &b) == nil {
+			t.Errorf("%s: accepted", in)
+		}
 	}
 }

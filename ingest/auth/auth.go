@@ -39,10 +39,16 @@ const (
 	ScopeAudit     Scope = "audit"     // POST /v1/litellm/audit (audit_log_callbacks)
 	ScopeGateway   Scope = "gateway"   // POST /v1/gateway
 	ScopeOversight Scope = "oversight" // POST /v1/oversight
+	ScopeAccess    Scope = "access"    // POST /v1/access (the access log of tools that read the audit trail)
 )
 
 // Scopes lists every scope.
-var Scopes = []Scope{ScopeLiteLLM, ScopeAlerts, ScopeAudit, ScopeGateway, ScopeOversight}
+var Scopes = []Scope{ScopeLiteLLM, ScopeAlerts, ScopeAudit, ScopeGateway, ScopeOversight, ScopeAccess}
+
+// AnyReviewer as Token.Reviewer lets a token name any reviewer: for a tool
+// that authenticates its own users and names the one logged in (the
+// dashboards), never for a person's token.
+const AnyReviewer = "*"
 
 // DefaultSignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>".
 const DefaultSignatureHeader = "X-Auditline-Signature"
@@ -59,8 +65,15 @@ type Token struct {
 	// File names a file that holds the token (surrounding whitespace ignored),
 	// read at start.
 	File string `yaml:"file"`
-	// Scopes the token may post to: litellm, alerts, audit, gateway, oversight.
+	// Scopes the token may post to: litellm, alerts, audit, gateway,
+	// oversight, access.
 	Scopes []Scope `yaml:"scopes"`
+	// Reviewer is the only reviewer (oversight events' reviewer.id, access
+	// events' actor.id) this token may name; any other is refused 403
+	// reviewer_mismatch. Empty means the token's name. "*" lets it name any
+	// reviewer: only for a tool that authenticates its users itself (the
+	// dashboards' token).
+	Reviewer string `yaml:"reviewer"`
 }
 
 // HMACConfig is the optional body signature.
@@ -73,19 +86,7 @@ type HMACConfig struct {
 	Required bool `yaml:"required"`
 	// Secrets are the HMAC keys; any one of them may have signed (rotation).
 	// Prefer the environment: AUDITLINE_INGEST_AUTH_HMAC_SECRETS=k1,k2.
-	Secrets []string `yaml:"secrets"`
-}
-
-// MarshalYAML redacts the secrets, so that 'auditline config' can print the
-// effective configuration without exposing them.
-func (h HMACConfig) MarshalYAML() (any, error) {
-	type plain HMACConfig
-	c := plain(h)
-	c.Secrets = make([]string, len(h.Secrets))
-	for i := range c.Secrets {
-		c.Secrets[i] = "<redacted>"
-	}
-	return c, nil
+	Secrets []string `yaml:"secrets" secret:"true"`
 }
 
 // Config is the "ingest.auth" YAML section.
@@ -139,6 +140,9 @@ func (c *Config) Validate(prefix string) error {
 				add("%s.scopes: unknown scope %q (want some of %v)", at, s, Scopes)
 			}
 		}
+		if len(t.Reviewer) > 256 || strings.ContainsFunc(t.Reviewer, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			add("%s.reviewer: want at most 256 printable characters (a reviewer id, or \"*\")", at)
+		}
 	}
 	if c.HMAC.Required && len(c.HMAC.Secrets) == 0 {
 		add("hmac.secrets: empty but hmac.required is true")
@@ -161,9 +165,17 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 
 type entry struct {
-	name   string
-	sum    [sha256.Size]byte
-	scopes []Scope
+	name     string
+	sum      [sha256.Size]byte
+	scopes   []Scope
+	reviewer string // "" for any (AnyReviewer), else the one reviewer id
+}
+
+// Sender is who authenticated a request: the token's configured name, and
+// the reviewer id it is bound to ("" when it may name any).
+type Sender struct {
+	Name     string
+	Reviewer string
 }
 
 // Authenticator checks requests. Safe for concurrent use.
@@ -183,7 +195,13 @@ func New(c Config, getenv func(string) string) (*Authenticator, error) {
 		a.header = DefaultSignatureHeader
 	}
 	for i, t := range c.Tokens {
-		e := entry{name: t.Name, scopes: slices.Clone(t.Scopes)}
+		e := entry{name: t.Name, scopes: slices.Clone(t.Scopes), reviewer: t.Reviewer}
+		switch t.Reviewer {
+		case "":
+			e.reviewer = t.Name
+		case AnyReviewer:
+			e.reviewer = ""
+		}
 		switch {
 		case t.SHA256 != "":
 			b, err := hex.DecodeString(t.SHA256)
@@ -221,13 +239,19 @@ func New(c Config, getenv func(string) string) (*Authenticator, error) {
 // Authorize checks the request's bearer token for scope need and returns the
 // token's configured name.
 func (a *Authenticator) Authorize(r *http.Request, need Scope) (string, error) {
+	s, err := a.AuthorizeSender(r, need)
+	return s.Name, err
+}
+
+// AuthorizeSender is Authorize returning the token's reviewer binding too.
+func (a *Authenticator) AuthorizeSender(r *http.Request, need Scope) (Sender, error) {
 	tok, ok := bearer(r)
 	if !ok && a.queryToken {
 		tok = r.URL.Query().Get("access_token")
 		ok = tok != ""
 	}
 	if !ok {
-		return "", &Error{Status: http.StatusUnauthorized, Reason: "missing_token", Msg: "missing bearer token (Authorization: Bearer <token>)"}
+		return Sender{}, &Error{Status: http.StatusUnauthorized, Reason: "missing_token", Msg: "missing bearer token (Authorization: Bearer <token>)"}
 	}
 	sum := sha256.Sum256([]byte(tok))
 	match := -1
@@ -239,14 +263,15 @@ func (a *Authenticator) Authorize(r *http.Request, need Scope) (string, error) {
 		}
 	}
 	if match < 0 {
-		return "", &Error{Status: http.StatusUnauthorized, Reason: "invalid_token", Msg: "invalid bearer token"}
+		return Sender{}, &Error{Status: http.StatusUnauthorized, Reason: "invalid_token", Msg: "invalid bearer token"}
 	}
 	e := a.tokens[match]
+	s := Sender{Name: e.name, Reviewer: e.reviewer}
 	if !slices.Contains(e.scopes, need) {
-		return e.name, &Error{Status: http.StatusForbidden, Reason: "insufficient_scope",
+		return s, &Error{Status: http.StatusForbidden, Reason: "insufficient_scope",
 			Msg: fmt.Sprintf("token %q lacks scope %q", e.name, need)}
 	}
-	return e.name, nil
+	return s, nil
 }
 
 // Challenge returns the WWW-Authenticate value for a failure (RFC 6750 §3).

@@ -25,6 +25,7 @@ package body
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 )
 
@@ -377,7 +378,9 @@ func (s *scanner) str() error {
 	s.i++ // '"'
 	b := s.b
 	for s.i < len(b) {
-		// Fast path: skip the bytes that need no attention.
+		// Fast path: skip the bytes that need no attention, eight at a
+		// time while none of them does, then one at a time.
+		s.i = skipPlain8(b, s.i)
 		for s.i < len(b) && plain[b[s.i]] {
 			s.i++
 		}
@@ -430,6 +433,31 @@ var plain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// skipPlain8 returns the offset of the first 8-byte word at or after i in
+// b that holds a byte needing attention in a string ('"', '\\' or a control
+// character), or of the last incomplete word: what comes before it is plain.
+// Each word is tested at once (SWAR): x has a zero byte iff
+// (x - 0x01…) &^ x & 0x80… is non-zero (exact as a yes/no), for
+// x = w ^ '"'… (a quote), w ^ '\\'… (a backslash) and w & 0xE0… (a byte
+// below 0x20). A flagged word is left to the byte loop.
+func skipPlain8(b []byte, i int) int {
+	const (
+		lo     = 0x0101010101010101
+		hi     = 0x8080808080808080
+		quote  = '"' * lo
+		bslash = '\\' * lo
+		ctl    = 0xE0 * lo
+	)
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q, e, c := w^quote, w^bslash, w&ctl
+		if ((q-lo)&^q|(e-lo)&^e|(c-lo)&^c)&hi != 0 {
+			break
+		}
+	}
+	return i
+}
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')

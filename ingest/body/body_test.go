@@ -334,3 +334,26 @@ func BenchmarkSplit(b *testing.B) {
 	b.ReportMetric(baseline/1e6, "baseline_MB/s")
 	b.ReportMetric(ours/baseline, "x_baseline")
 }
+
+// TestSkipPlain8 checks the word-at-a-time skip against the byte table: it
+// never passes a byte that needs attention, and stops within 8 bytes of the
+// first one (or of the end).
+func TestSkipPlain8(t *testing.T) {
+	for c := range 256 {
+		for pos := range 20 {
+			b := bytes.Repeat([]byte{'a'}, 24)
+			b[pos] = byte(c)
+			i := skipPlain8(b, 0)
+			first := len(b)
+			for j, x := range b {
+				if !plain[x] {
+					first = j
+					break
+				}
+			}
+			if i > first || (first < len(b) && first-i >= 8) || (first == len(b) && len(b)-i >= 8) {
+				t.Fatalf("byte %#x at %d: skipped to %d, first byte needing attention at %d", c, pos, i, first)
+			}
+		}
+	}
+}

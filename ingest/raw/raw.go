@@ -6,7 +6,8 @@
 //
 // Keys per topic:
 //
-//	raw.litellm, raw.gateway   request key (litellm_call_id, else trace_id, else id)
+//	raw.litellm, raw.gateway   request key (litellm_call_id, else trace_id, else id);
+//	                           an access event: "access:" + its event id
 //	raw.alerts                 budget entity ("<event_group>:<entity id>")
 //	raw.admin                  object id of the changed row
 //	dlq                        whatever the input would have had, or empty
@@ -52,6 +53,14 @@ const (
 	SourceAdmin     Source = "admin"     // LiteLLM audit_log_callbacks: StandardAuditLogPayload
 	SourceGateway   Source = "gateway"   // security gateway / policy engine decision (schemas/gateway-event)
 	SourceOversight Source = "oversight" // human oversight: approval, override, escalation, review outcome
+
+	// auditline's LiteLLM plugin (deploy/litellm/auditline_litellm) sends these
+	// besides its StandardLoggingPayloads (which stay SourceLiteLLM).
+	SourceRequestStarted Source = "request_started" // pre-call marker (schemas/request-started), joins its request
+	SourceGatewayConfig  Source = "gateway_config"  // effective proxy configuration (schemas/gateway-config)
+	SourceAttempt        Source = "litellm_attempt" // one upstream call of a request: try, retry or fallback hop (schemas/litellm-attempt)
+	SourceApproval       Source = "approval"        // a gateway holding a request for approval, and the decisions it took in (schemas/approval-event)
+	SourceAccess         Source = "access"          // who looked at what: logins, record views, proof downloads, exports (schemas/access-event)
 )
 
 // Format names the wire form a body arrived in.
@@ -83,13 +92,13 @@ func (t Topics) Decisions() string  { return t.Prefix + "decisions" }
 // ForSource returns the raw topic a source's events go to.
 func (t Topics) ForSource(s Source) string {
 	switch s {
-	case SourceLiteLLM:
+	case SourceLiteLLM, SourceRequestStarted, SourceAttempt:
 		return t.RawLiteLLM()
-	case SourceGateway, SourceOversight:
+	case SourceGateway, SourceOversight, SourceApproval, SourceAccess:
 		return t.RawGateway()
 	case SourceAlert:
 		return t.RawAlerts()
-	case SourceAdmin:
+	case SourceAdmin, SourceGatewayConfig:
 		return t.RawAdmin()
 	}
 	return t.DLQ()

@@ -13,8 +13,13 @@
 //	           event id "alert:<sha256 of the bytes>" (alerts carry no id)
 //	admin      key object_id, event id "admin:<id>"
 //	gateway    key request_key, event id "gateway:<event_id>"
+//	approval   key request_key, event id "approval:<event_id>" (on /v1/gateway)
 //	oversight  key request_key, event id "oversight:<event_id>";
 //	           kind sampling_control is marked AllPartitions
+//	request_started  key request_key, event id "request_started:<event_id>"
+//	gateway_config   key emitter, event id "gateway_config:<event_id>"
+//	litellm_attempt  key request_key, event id "attempt:<event_id>"
+//	access     key "access:<event_id>", event id "access:<event_id>"
 //
 // LiteLLM's own shapes are taken as they come (unknown fields, missing
 // optional fields, guardrail_information as object or list are all fine): only
@@ -39,6 +44,10 @@ type Event struct {
 	// topic (a control event every consumer must see at a deterministic point
 	// of its own partition's stream).
 	AllPartitions bool
+	// Reviewer is the identity the event claims (an oversight event's
+	// reviewer.id, an access event's actor.id), which must be the one the
+	// posting token is bound to; "" for events that claim none.
+	Reviewer string
 }
 
 // FieldError says why an element that is valid JSON is not a usable event.

@@ -1,11 +1,16 @@
 package source
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gowebpki/jcs"
 
 	"github.com/auditline/auditline/ingest/body"
 	"github.com/auditline/auditline/ingest/raw"
@@ -63,6 +68,12 @@ func TestDecoders(t *testing.T) {
 		{"gateway allow", "events/gateway_allow.json", sch.Gateway, "7d2c3b9e-0f4a-4e1b-a3c5-9e8f1d2c6b47", "gateway:gw-7f1c2a90-0002", raw.FormatSingle, false},
 		{"oversight review", "events/oversight_review.json", sch.Oversight, "2a4c6e80-1b3d-4f57-9a1c-3e5f7b9d1f24", "oversight:dash-5b1e0c7d9a8f4e3b2c1d0e9f8a7b6c5d", raw.FormatSingle, false},
 		{"oversight sampling", "events/oversight_sampling.json", sch.Oversight, "sampling_control", "oversight:dash-0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f", raw.FormatSingle, true},
+		// Captured from auditline's LiteLLM plugin inside the real proxy (deploy/litellm/auditline_litellm).
+		{"plugin success", "events/plugin_success.json", LiteLLM, "d366f4cf-0a4e-4f06-bb79-73327cf86b78", "litellm:chatcmpl-fake", raw.FormatSingle, false},
+		{"plugin marker", "events/plugin_request_started.json", sch.RequestStarted, "d366f4cf-0a4e-4f06-bb79-73327cf86b78", "request_started:vm-w1-aa753859623e/2", raw.FormatSingle, false},
+		{"plugin attempt", "events/plugin_attempt_failure.json", sch.Attempt, "d366f4cf-0a4e-4f06-bb79-73327cf86b78", "attempt:vm-w1-aa753859623e/3", raw.FormatSingle, false},
+		{"plugin fallback attempt", "events/plugin_attempt_fallback.json", sch.Attempt, "d366f4cf-0a4e-4f06-bb79-73327cf86b78", "attempt:vm-w1-aa753859623e/6", raw.FormatSingle, false},
+		{"plugin gateway config", "events/plugin_gateway_config.json", sch.GatewayConfig, "vm-w0-a5f25d26bab4", "gateway_config:vm-w0-a5f25d26bab4/1", raw.FormatSingle, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +157,17 @@ func TestFieldErrors(t *testing.T) {
 		{"gateway NaN", sch.Gateway, strings.Replace(gw, `0.93`, `NaN`, 1), "", "NaN"},
 		{"oversight review without outcome", sch.Oversight, `{"schema": "auditline.oversight.v1", "event_id": "e", "kind": "review", "request_key": "k", "reviewer": {"id": "r"}, "occurred_at": "2025-11-22T11:02:00Z"}`, "outcome", "missing"},
 		{"oversight sampling without sampling", sch.Oversight, `{"schema": "auditline.oversight.v1", "event_id": "e", "kind": "sampling_control", "reviewer": {"id": "r"}, "occurred_at": "2025-11-22T11:02:00Z"}`, "sampling", "missing"},
+		{"marker without seq", sch.RequestStarted, `{"schema": "auditline.request_started.v1", "event_id": "e/1", "emitter": "e", "request_key": "k", "occurred_at": "2025-11-22T11:02:00Z", "config_hash": ""}`, "seq", "missing"},
+		{"marker seq zero", sch.RequestStarted, `{"schema": "auditline.request_started.v1", "event_id": "e/0", "emitter": "e", "seq": 0, "request_key": "k", "occurred_at": "2025-11-22T11:02:00Z", "config_hash": ""}`, "seq", "minimum"},
+		{"marker bad emitter", sch.RequestStarted, `{"schema": "auditline.request_started.v1", "event_id": "e/1", "emitter": "é w", "seq": 1, "request_key": "k", "occurred_at": "2025-11-22T11:02:00Z", "config_hash": ""}`, "emitter", "pattern"},
+		{"marker on the config endpoint", sch.GatewayConfig, `{"schema": "auditline.request_started.v1"}`, "schema", "not accepted here"},
+		{"attempt ok but on the marker endpoint", sch.RequestStarted, `{"schema": "auditline.attempt.v1", "event_id": "e/1", "emitter": "e", "seq": 1, "request_key": "k", "attempt": 1, "kind": "first", "model_group": "g", "status": "failure", "start_time": "2025-11-22T11:02:00Z", "end_time": "2025-11-22T11:02:01Z"}`, "schema", "not accepted here"},
+		{"attempt without kind", sch.Attempt, strings.Replace(`{"schema": "auditline.attempt.v1", "event_id": "e/1", "emitter": "e", "seq": 1, "request_key": "k", "attempt": 1, "kind": "first", "model_group": "g", "status": "failure", "start_time": "2025-11-22T11:02:00Z", "end_time": "2025-11-22T11:02:01Z"}`, `"kind": "first", `, "", 1), "kind", "missing"},
+		{"attempt bad kind", sch.Attempt, strings.Replace(`{"schema": "auditline.attempt.v1", "event_id": "e/1", "emitter": "e", "seq": 1, "request_key": "k", "attempt": 1, "kind": "first", "model_group": "g", "status": "failure", "start_time": "2025-11-22T11:02:00Z", "end_time": "2025-11-22T11:02:01Z"}`, `"first"`, `"hedge"`, 1), "kind", "value must be one of"},
+		{"attempt zero", sch.Attempt, strings.Replace(`{"schema": "auditline.attempt.v1", "event_id": "e/1", "emitter": "e", "seq": 1, "request_key": "k", "attempt": 1, "kind": "first", "model_group": "g", "status": "failure", "start_time": "2025-11-22T11:02:00Z", "end_time": "2025-11-22T11:02:01Z"}`, `"attempt": 1`, `"attempt": 0`, 1), "attempt", "minimum"},
+		{"attempt bad status", sch.Attempt, strings.Replace(`{"schema": "auditline.attempt.v1", "event_id": "e/1", "emitter": "e", "seq": 1, "request_key": "k", "attempt": 1, "kind": "first", "model_group": "g", "status": "failure", "start_time": "2025-11-22T11:02:00Z", "end_time": "2025-11-22T11:02:01Z"}`, `"failure"`, `"timeout"`, 1), "status", "value must be one of"},
+		{"attempt bad end time", sch.Attempt, strings.Replace(`{"schema": "auditline.attempt.v1", "event_id": "e/1", "emitter": "e", "seq": 1, "request_key": "k", "attempt": 1, "kind": "first", "model_group": "g", "status": "failure", "start_time": "2025-11-22T11:02:00Z", "end_time": "2025-11-22T11:02:01Z"}`, `2025-11-22T11:02:01Z`, `soon`, 1), "end_time", "date-time"},
+		{"config bad hash", sch.GatewayConfig, `{"schema": "auditline.gateway_config.v1", "event_id": "e/1", "emitter": "e", "seq": 1, "occurred_at": "2025-11-22T11:02:00Z", "config_hash": "md5:x", "config": {}}`, "config_hash", "pattern"},
 		{"oversight bad kind", sch.Oversight, `{"schema": "auditline.oversight.v1", "event_id": "e", "kind": "vibes", "request_key": "k", "outcome": "approve", "reviewer": {"id": "r"}, "occurred_at": "2025-11-22T11:02:00Z"}`, "kind", "value must be one of"},
 	}
 	for _, tt := range tests {
@@ -160,6 +182,25 @@ func TestFieldErrors(t *testing.T) {
 				t.Errorf("got field %q msg %q; want field %q msg containing %q", fe.Field, fe.Msg, tt.field, tt.msg)
 			}
 		})
+	}
+}
+
+// TestSchemaErrorStable: an event with several schema errors gets the same
+// one named every time (the validator visits properties in map order), so
+// one body always gets one answer and one DLQ reason. The first by instance
+// path wins.
+func TestSchemaErrorStable(t *testing.T) {
+	sch, err := NewSchemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	elem, k := one(t, []byte(`{"schema": "auditline.oversight.v1", "event_id": "1", "kind": "0", "reviewer": "00", "occurred_at": "", "outcome": 5}`))
+	for range 50 {
+		_, err := sch.Oversight(elem, k, raw.FormatSingle)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "request_key" || fe.Msg != "missing (required)" {
+			t.Fatalf("got %v, want request_key: missing (required)", err)
+		}
 	}
 }
 
@@ -229,6 +270,18 @@ func FuzzOversight(f *testing.F) {
 	fuzzDecoder(f, schemasFor(f).Oversight, examples("events/oversight_*.json")...)
 }
 
+func FuzzApproval(f *testing.F) {
+	fuzzDecoder(f, schemasFor(f).Gateway, examples("events/approval_*.json")...)
+}
+
+func FuzzAttempt(f *testing.F) {
+	fuzzDecoder(f, schemasFor(f).Attempt, examples("events/plugin_attempt_*.json")...)
+}
+
+func FuzzAccess(f *testing.F) {
+	fuzzDecoder(f, schemasFor(f).Access, examples("events/access_*.json")...)
+}
+
 // TestLiteLLMKeyOrder: reading stops early only once nothing later can
 // change the key or the event id.
 func TestLiteLLMKeyOrder(t *testing.T) {
@@ -244,5 +297,27 @@ func TestLiteLLMKeyOrder(t *testing.T) {
 		if err != nil || ev.Key != tt.key || ev.EventID != tt.id {
 			t.Errorf("%s: key %q id %q err %v; want %q %q", tt.body, ev.Key, ev.EventID, err, tt.key, tt.id)
 		}
+	}
+}
+
+// TestGatewayConfigHash recomputes the config_hash of a gateway_config event
+// the Python plugin wrote inside the real proxy: RFC 8785 (gowebpki/jcs) of
+// its config object, so the plugin's canonical form (canonical.py) and any
+// auditor's JCS library agree on real data (floats such as 2e-06 included).
+func TestGatewayConfigHash(t *testing.T) {
+	var ev struct {
+		ConfigHash string          `json:"config_hash"`
+		Config     json.RawMessage `json:"config"`
+	}
+	if err := json.Unmarshal(read(t, "events/plugin_gateway_config.json"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	c, err := jcs.Transform(ev.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(c)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != ev.ConfigHash {
+		t.Fatalf("JCS hash %s, the plugin said %s", got, ev.ConfigHash)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/ingest/raw"
 )
@@ -17,7 +16,7 @@ import (
 // the co-partitioned ones (raw.litellm, raw.gateway, decisions) have the same
 // partition count. It never changes an existing topic.
 func EnsureTopics(ctx context.Context, cfg Config, topics raw.Topics) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.clientID()))
+	cl, err := cfg.newClient(cfg.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("kafka admin: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,8 +15,11 @@ import (
 // group and without committing, and keeps reading new records until ctx ends
 // (then it returns nil). fn is called on one goroutine, in offset order per
 // partition. caughtUp, if not nil, is called once, when every partition has
-// been read up to its end offset as of the call (or has shown nothing more
-// for a few polls: a log that ends in control records never yields its end).
+// been read up to its end offset as of the call. A partition whose records
+// were all removed by retention has nothing to read; if a partition shows no
+// record for stallTimeout although its end is not reached (a log that ends
+// in control records never yields its end), caughtUp is called anyway, with
+// a warning.
 //
 // Use it to keep a whole topic as an in-memory table (enrich keeps the latest
 // budget alert per entity of raw.alerts). Partitions added later are picked up
@@ -24,28 +28,34 @@ func Follow(ctx context.Context, cfg Config, topic string, log *slog.Logger, fn 
 	if log == nil {
 		log = slog.Default()
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.clientID()),
+	cl, err := cfg.newClient(append(cfg.clientOpts(),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka follow: %w", err)
 	}
 	defer cl.Close()
 
 	remaining := map[int32]int64{}
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
 	if err != nil {
 		return fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
-	if err := ends.Error(); err != nil {
-		return fmt.Errorf("list end offsets of %s: %w", topic, err)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
 	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
+		if first, ok := starts.Lookup(topic, o.Partition); ok && first.Offset < o.Offset {
 			remaining[o.Partition] = o.Offset
 		}
 	})
@@ -59,7 +69,7 @@ func Follow(ctx context.Context, cfg Config, topic string, log *slog.Logger, fn 
 	if len(remaining) == 0 {
 		signal()
 	}
-	idle := 0
+	lastProgress := time.Now()
 	for {
 		pollCtx, cancel := context.WithTimeout(ctx, idlePoll)
 		fetches := cl.PollFetches(pollCtx)
@@ -73,12 +83,14 @@ func Follow(ctx context.Context, cfg Config, topic string, log *slog.Logger, fn 
 			}
 		})
 		if fetches.NumRecords() == 0 {
-			if idle++; idle >= maxIdlePolls {
+			if !done && time.Since(lastProgress) > stallTimeout {
+				log.Warn("follow: no record for a while although the end is not reached; treating the topic as read",
+					"topic", topic, "remaining", remaining, "waited", stallTimeout)
 				signal()
 			}
 			continue
 		}
-		idle = 0
+		lastProgress = time.Now()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			for _, r := range p.Records {
 				fn(r)

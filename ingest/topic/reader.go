@@ -1,10 +1,12 @@
 package topic
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,10 +30,55 @@ func (m *Message) Done() {
 	if m.t == nil { // a Message built by a test
 		return
 	}
-	out, paused := m.t.done(m.e)
-	if paused && out <= m.r.maxOutstanding/2 {
-		m.t.setPaused(false)
-		m.r.cl.ResumeFetchPartitions(map[string][]int32{m.t.topic: {m.t.partition}})
+	out, b, paused := m.t.done(m.e)
+	m.r.maybeResume(m.t, out, b, paused)
+}
+
+// Release tells the Reader that the Handler, which keeps m until it is Done,
+// from now on holds only about keep bytes for it (it decoded what it needs):
+// m's Value is dropped (nil afterwards; Key and Headers are copied so that
+// nothing of the fetched batch stays referenced), and m counts keep bytes,
+// not its record's size, against kafka.max_outstanding_bytes. Done must
+// still be called. A Handler that holds messages for long (enrich's pending
+// requests) calls it so that the byte bound measures what it really holds.
+func (m *Message) Release(keep int) {
+	if m.Record == nil {
+		return
+	}
+	rec := *m.Record
+	rec.Value = nil
+	rec.Key = bytes.Clone(rec.Key)
+	if len(rec.Headers) > 0 {
+		hs := make([]kgo.RecordHeader, len(rec.Headers))
+		for i, h := range rec.Headers {
+			hs[i] = kgo.RecordHeader{Key: strings.Clone(h.Key), Value: bytes.Clone(h.Value)}
+		}
+		rec.Headers = hs
+	}
+	m.Record = &rec
+	if m.t == nil {
+		return
+	}
+	out, b, paused := m.t.shrink(m.e, int64(keep))
+	m.r.maybeResume(m.t, out, b, paused)
+}
+
+// recordSize is what a fetched record costs the Handler that holds it: its
+// key, value and headers, plus the Record and Message around them.
+func recordSize(r *kgo.Record) int64 {
+	n := int64(len(r.Key) + len(r.Value) + 256)
+	for _, h := range r.Headers {
+		n += int64(len(h.Key) + len(h.Value) + 32)
+	}
+	return n
+}
+
+// maybeResume resumes t's partition if it is paused and back under half of
+// both bounds (count and bytes) after a Done or Release.
+func (r *Reader) maybeResume(t *tracker, out int, bytes int64, paused bool) {
+	if paused && out <= r.maxOutstanding/2 && bytes <= r.maxOutstandingBytes/2 {
+		t.setPaused(false)
+		r.cl.ResumeFetchPartitions(map[string][]int32{t.topic: {t.partition}})
 	}
 }
 
@@ -75,23 +122,25 @@ type ReaderOptions struct {
 	CoPartitioned bool
 	// TickInterval for Handlers implementing Ticker; 0 means one second.
 	TickInterval time.Duration
-	// MaxPollRecords bounds one poll; 0 means 10,000.
-	MaxPollRecords int
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// KgoOpts are appended to the client options (tests shorten timeouts).
-	KgoOpts []kgo.Opt
 }
 
 // Reader consumes topics as a member of a consumer group and commits the
 // contiguous low watermark of Done messages per partition.
 type Reader struct {
-	cl             *kgo.Client
+	cfg            Config
+	group          string
+	topics         []string
+	cl             *kgo.Client // made by Run
 	h              Handler
 	opts           ReaderOptions
 	log            *slog.Logger
 	maxOutstanding int
-	commitEvery    time.Duration
+	// maxOutstandingBytes bounds, per partition, the bytes handed out and
+	// not yet Done (recordSize, or what Release kept).
+	maxOutstandingBytes int64
+	commitEvery         time.Duration
 
 	// commitMu serialises commits with revocation: a partition is removed
 	// from trackers under it, so no commit for it can follow its revoke.
@@ -120,52 +169,32 @@ type worker struct {
 	refs      int // topic-partitions feeding it
 }
 
-// NewReader joins group on topics. Run starts consuming.
+// NewReader prepares a member of group on topics. It connects nothing: Run
+// makes the client, joins the group and consumes.
 func NewReader(cfg Config, group string, topics []string, h Handler, opts ReaderOptions) (*Reader, error) {
+	if group == "" || len(topics) == 0 {
+		return nil, fmt.Errorf("kafka reader: a group and at least one topic are required (group %q, topics %v)", group, topics)
+	}
 	if opts.TickInterval <= 0 {
 		opts.TickInterval = time.Second
-	}
-	if opts.MaxPollRecords <= 0 {
-		opts.MaxPollRecords = 10_000
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Reader{
-		h:              h,
-		opts:           opts,
-		log:            opts.Logger.With("group", group),
-		maxOutstanding: cfg.MaxOutstanding,
-		commitEvery:    cfg.CommitInterval,
-		trackers:       map[tp]*tracker{},
-		workers:        map[int32]*worker{},
-		wkeys:          map[tp]int32{},
-	}
-	if r.maxOutstanding <= 0 {
-		r.maxOutstanding = DefaultMaxOutstanding
-	}
-	if r.commitEvery <= 0 {
-		r.commitEvery = DefaultCommitInterval
-	}
-	base := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.clientID()),
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.Balancers(kgo.RangeBalancer()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.OnPartitionsAssigned(r.assigned),
-		kgo.OnPartitionsRevoked(r.revoked),
-		kgo.OnPartitionsLost(r.lost),
-	}
-	cl, err := kgo.NewClient(append(base, opts.KgoOpts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka reader: %w", err)
-	}
-	r.cl = cl
-	return r, nil
+	return &Reader{
+		cfg:                 cfg,
+		group:               group,
+		topics:              topics,
+		h:                   h,
+		opts:                opts,
+		log:                 opts.Logger.With("group", group),
+		maxOutstanding:      or(cfg.MaxOutstanding, DefaultMaxOutstanding),
+		maxOutstandingBytes: int64(or(cfg.MaxOutstandingBytes, DefaultMaxOutstandingBytes)),
+		commitEvery:         or(cfg.CommitInterval, DefaultCommitInterval),
+		trackers:            map[tp]*tracker{},
+		workers:             map[int32]*worker{},
+		wkeys:               map[tp]int32{},
+	}, nil
 }
 
 // Run consumes until ctx ends or a Handler fails. On return it has stopped every
@@ -175,15 +204,29 @@ func (r *Reader) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.mu.Lock()
+	if r.runCtx != nil {
+		r.mu.Unlock()
+		return errors.New("kafka reader: Run called twice")
+	}
 	r.runCtx, r.stop = ctx, cancel
 	r.mu.Unlock()
+	cl, err := r.cfg.newClient(append(r.cfg.groupOpts(r.group),
+		kgo.ConsumeTopics(r.topics...),
+		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.OnPartitionsRevoked(r.revoked),
+		kgo.OnPartitionsLost(r.lost),
+	)...)
+	if err != nil {
+		return fmt.Errorf("kafka reader: %w", err)
+	}
+	r.cl = cl
 
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); r.commitLoop(ctx) }()
 
 	for {
-		fetches := r.cl.PollRecords(ctx, r.opts.MaxPollRecords)
+		fetches := r.cl.PollRecords(ctx, or(r.cfg.MaxPollRecords, DefaultMaxPollRecords))
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
@@ -227,16 +270,16 @@ func (r *Reader) feed(ctx context.Context, p kgo.FetchTopicPartition) {
 		return
 	}
 	msgs := make([]*Message, len(p.Records))
-	outstanding := 0
+	outstanding, outBytes := 0, int64(0)
 	for i, rec := range p.Records {
-		e, n := t.add(rec.Offset, rec.LeaderEpoch)
+		e, n, b := t.add(rec.Offset, rec.LeaderEpoch, recordSize(rec))
 		msgs[i] = &Message{Record: rec, t: t, e: e, r: r}
-		outstanding = n
+		outstanding, outBytes = n, b
 	}
-	if outstanding >= r.maxOutstanding {
+	if outstanding >= r.maxOutstanding || outBytes >= r.maxOutstandingBytes {
 		t.setPaused(true)
 		r.cl.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
-		r.log.Debug("partition paused", "topic", p.Topic, "partition", p.Partition, "outstanding", outstanding)
+		r.log.Debug("partition paused", "topic", p.Topic, "partition", p.Partition, "outstanding", outstanding, "bytes", outBytes)
 	}
 	select {
 	case w.in <- msgs:
@@ -271,7 +314,7 @@ func (r *Reader) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 		}
 	}
 	// The callback's client, not r.cl: the group can be joined (and this
-	// callback run) before NewReader has stored r.cl.
+	// callback run) before Run has stored r.cl.
 	cl.ResumeFetchPartitions(assigned)
 	r.log.Info("partitions assigned", "assigned", assigned)
 }
@@ -465,10 +508,11 @@ func (r *Reader) commitLocked(ctx context.Context, ts []*tracker) {
 
 // PartitionStats is a snapshot of one partition for metrics.
 type PartitionStats struct {
-	Topic       string
-	Partition   int32
-	Outstanding int   // handed to the Handler, not yet Done
-	Lag         int64 // high watermark minus the next offset to commit
+	Topic            string
+	Partition        int32
+	Outstanding      int   // handed to the Handler, not yet Done
+	OutstandingBytes int64 // their bytes (kafka.max_outstanding_bytes)
+	Lag              int64 // high watermark minus the next offset to commit
 }
 
 // Stats returns a snapshot of every assigned partition.
@@ -481,8 +525,8 @@ func (r *Reader) Stats() []PartitionStats {
 	r.mu.Unlock()
 	out := make([]PartitionStats, 0, len(ts))
 	for _, t := range ts {
-		o, l := t.stats()
-		out = append(out, PartitionStats{Topic: t.topic, Partition: t.partition, Outstanding: o, Lag: l})
+		o, b, l := t.stats()
+		out = append(out, PartitionStats{Topic: t.topic, Partition: t.partition, Outstanding: o, OutstandingBytes: b, Lag: l})
 	}
 	return out
 }

@@ -17,12 +17,14 @@ type tracker struct {
 	committed int64 // last watermark committed
 	revoked   bool  // once set, Done is a no-op and nothing is committed
 	paused    bool
+	bytes     int64 // sizes of the outstanding entries
 	hwm       int64 // high watermark seen in the last fetch, for lag
 }
 
 type entry struct {
 	offset int64
 	epoch  int32
+	size   int64 // bytes the Handler holds for it (record size, or what Release kept)
 	done   bool
 }
 
@@ -30,26 +32,43 @@ func newTracker(topic string, partition int32) *tracker {
 	return &tracker{topic: topic, partition: partition, watermark: -1, committed: -1}
 }
 
-// add registers an offset handed to the Handler and returns its entry and the
-// number outstanding after it.
-func (t *tracker) add(offset int64, epoch int32) (*entry, int) {
-	e := &entry{offset: offset, epoch: epoch}
+// add registers an offset of size bytes handed to the Handler and returns
+// its entry, and the number and bytes outstanding after it.
+func (t *tracker) add(offset int64, epoch int32, size int64) (*entry, int, int64) {
+	e := &entry{offset: offset, epoch: epoch, size: size}
 	t.mu.Lock()
 	t.pending = append(t.pending, e)
 	n := len(t.pending) - t.head
+	t.bytes += size
+	b := t.bytes
 	t.mu.Unlock()
-	return e, n
+	return e, n, b
+}
+
+// shrink lowers e's size to keep (the Handler released the rest) and
+// returns the number and bytes outstanding, and whether the tracker is
+// paused.
+func (t *tracker) shrink(e *entry, keep int64) (outstanding int, bytes int64, paused bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.revoked && !e.done && keep < e.size {
+		t.bytes -= e.size - max(keep, 0)
+		e.size = max(keep, 0)
+	}
+	return len(t.pending) - t.head, t.bytes, t.paused
 }
 
 // done marks e Done and advances the watermark over every leading Done entry.
-// It returns the number still outstanding and whether the tracker is paused.
-func (t *tracker) done(e *entry) (outstanding int, paused bool) {
+// It returns the number and bytes still outstanding and whether the tracker
+// is paused.
+func (t *tracker) done(e *entry) (outstanding int, bytes int64, paused bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.revoked || e.done {
-		return len(t.pending) - t.head, t.paused
+		return len(t.pending) - t.head, t.bytes, t.paused
 	}
 	e.done = true
+	t.bytes -= e.size
 	for t.head < len(t.pending) && t.pending[t.head].done {
 		p := t.pending[t.head]
 		t.pending[t.head] = nil
@@ -64,7 +83,7 @@ func (t *tracker) done(e *entry) (outstanding int, paused bool) {
 		t.pending = t.pending[:n]
 		t.head = 0
 	}
-	return len(t.pending) - t.head, t.paused
+	return len(t.pending) - t.head, t.bytes, t.paused
 }
 
 // toCommit returns the watermark to commit, if it moved since the last commit.
@@ -97,11 +116,12 @@ func (t *tracker) setPaused(p bool) {
 	t.mu.Unlock()
 }
 
-// stats returns the outstanding count and the lag behind the high watermark.
-func (t *tracker) stats() (outstanding int, lag int64) {
+// stats returns the outstanding count and bytes, and the lag behind the high
+// watermark.
+func (t *tracker) stats() (outstanding int, bytes, lag int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	outstanding = len(t.pending) - t.head
+	outstanding, bytes = len(t.pending)-t.head, t.bytes
 	next := t.watermark
 	if next < 0 {
 		if outstanding > 0 {
@@ -113,5 +133,5 @@ func (t *tracker) stats() (outstanding int, lag int64) {
 	if t.hwm > next {
 		lag = t.hwm - next
 	}
-	return outstanding, lag
+	return outstanding, bytes, lag
 }

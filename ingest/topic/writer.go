@@ -15,20 +15,10 @@ type Writer struct {
 	cl *kgo.Client
 }
 
-// NewWriter connects a producer. Extra options are appended after ours (tests
-// use them to shorten timeouts).
-func NewWriter(cfg Config, opts ...kgo.Opt) (*Writer, error) {
-	base := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.clientID()),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // also the default; stated because we rely on it
-		kgo.MaxBufferedBytes(cfg.MaxBufferBytes),
-		kgo.ProducerBatchMaxBytes(4 << 20),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
-		kgo.ProducerLinger(0),
-		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
-	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
+// NewWriter makes a producer client for cfg (idempotent, acks=all). It
+// connects lazily: the first Produce or Ping reaches the brokers.
+func NewWriter(cfg Config) (*Writer, error) {
+	cl, err := cfg.newClient(cfg.producerOpts()...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka writer: %w", err)
 	}

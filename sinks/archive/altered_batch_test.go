@@ -42,7 +42,7 @@ func TestProveRefusesAlteredBatch(t *testing.T) {
 	e.replace(t, key, crasher)
 
 	id := record.ID(archivetest.Decision(0).Request.RequestKey)
-	_, err = verify.Prove(ctx, id, verify.ProveOptions{Bucket: e.b, Layout: lay})
+	_, err = verify.Prove(ctx, id, verify.ProveOptions{Bucket: e.b, Layout: lay, Keys: e.verifyOpts().Keys})
 	if !errors.Is(err, verify.ErrAltered) || !strings.Contains(err.Error(), key) {
 		t.Fatalf("prove over an altered batch: %v, want ErrAltered naming %s", err, key)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestEndToEnd(t *testing.T) {
 	// Record 8 has two versions (archivetest: index 9 amends index 8).
 	ctx := context.Background()
 	id := record.ID(archivetest.Decision(8).Request.RequestKey)
-	po := verify.ProveOptions{Bucket: e.b, Layout: e.layout()}
+	po := verify.ProveOptions{Bucket: e.b, Layout: e.layout(), Keys: e.verifyOpts().Keys}
 	p, err := verify.Prove(ctx, id, po)
 	if err != nil {
 		t.Fatal(err)
@@ -65,10 +66,13 @@ func TestEndToEnd(t *testing.T) {
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, leaf, path, root); err != nil {
 		t.Fatalf("proof.VerifyInclusion: %v", err)
 	}
-	if got := rfc6962.DefaultHasher.HashLeaf([]byte(p.Record)); hex.EncodeToString(got) != p.LeafHash {
-		t.Fatal("leaf is not HashLeaf(record)")
+	// The leaf binds the record to its position (auditline.leaf/v2), all of
+	// it in the proof: any RFC 6962 library recomputes it.
+	input := fmt.Sprintf("auditline.leaf/v2\n%s\n%d\n%d\n%d\n", p.Topic, p.Partition, p.Offset, p.Timestamp) + p.Record
+	if got := rfc6962.DefaultHasher.HashLeaf([]byte(input)); hex.EncodeToString(got) != p.LeafHash || p.LeafRule != "auditline.leaf/v2" {
+		t.Fatal("leaf is not HashLeaf(auditline.leaf/v2 input)")
 	}
-	p1, err := verify.Prove(ctx, id, verify.ProveOptions{Bucket: e.b, Layout: e.layout(), Version: 1})
+	p1, err := verify.Prove(ctx, id, verify.ProveOptions{Bucket: e.b, Layout: e.layout(), Keys: e.verifyOpts().Keys, Version: 1})
 	if err != nil || p1.Version != 1 {
 		t.Fatalf("prove --version 1 = %+v, %v", p1, err)
 	}
@@ -77,6 +81,11 @@ func TestEndToEnd(t *testing.T) {
 	bad.Record = strings.Replace(bad.Record, `"version":2`, `"version":3`, 1)
 	if _, err := verify.VerifyProof(&bad, o.Keys, nil, nil); err == nil {
 		t.Fatal("a proof with altered record bytes verified")
+	}
+	bad = *p
+	bad.Offset++ // the same record claimed at another position
+	if _, err := verify.VerifyProof(&bad, o.Keys, nil, nil); err == nil {
+		t.Fatal("a proof claiming another offset verified")
 	}
 	bad = *p
 	bad.LeafIndex = (bad.LeafIndex + 1) % bad.TreeSize
@@ -120,7 +129,7 @@ func TestReplayIsSkipped(t *testing.T) {
 // a bucket without Object Lock is a permanent error, reported, not retried.
 func TestLifecycle(t *testing.T) {
 	e := newEnv(t, 1)
-	a, err := New(e.cfg, e.kafka, e.topics.Decisions(), Settings{})
+	a, err := New(e.cfg, e.shared(), Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +145,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.b.Client().RemoveBucket(context.Background(), cfg.S3.Bucket) })
-	a2, err := New(cfg, e.kafka, e.topics.Decisions(), Settings{})
+	a2, err := New(cfg, e.shared(), Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}

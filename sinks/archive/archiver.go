@@ -8,31 +8,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/backoff"
 	"github.com/auditline/auditline/sinks/archive/batch"
 	"github.com/auditline/auditline/sinks/archive/bucket"
+	"github.com/auditline/auditline/sinks/archive/chain"
 	"github.com/auditline/auditline/sinks/archive/keys"
 	"github.com/auditline/auditline/sinks/archive/layout"
 	"github.com/auditline/auditline/sinks/archive/manifest"
 	"github.com/auditline/auditline/sinks/archive/merkletree"
 	"github.com/auditline/auditline/sinks/archive/tsa"
+	"github.com/auditline/auditline/sinks/archive/witness"
 )
 
-// Settings is what the caller hands the stage.
+// Settings is what the caller hands the stage besides its configuration.
 type Settings struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
-	// KgoOpts are appended to the Kafka reader's client options (tests
-	// shorten session timeouts).
-	KgoOpts []kgo.Opt
 }
 
 // Archiver is the archive stage: a topic.Handler that seals each partition's
@@ -46,12 +46,17 @@ type Archiver struct {
 	ring   *keys.Ring // our key and every key published in the bucket
 	tsa    *tsa.Client
 	reader *topic.Reader
+	ws     []witness.Witness
 	log    *slog.Logger
 	m      *metrics
 	now    func() time.Time
 
 	mu    sync.Mutex
 	parts map[int32]*partition
+
+	// raw, when set, makes this the raw log of a raw topic (raw.go): each
+	// event is sealed (encrypted) before it becomes a row.
+	raw *rawSealer
 }
 
 // partition is the state of one assigned partition. It is touched only by the
@@ -77,8 +82,17 @@ type head struct {
 	key   string // the last manifest's key
 }
 
-// New builds the stage. It loads the signing key and connects nothing yet.
-func New(cfg Config, kafka topic.Config, decisionsTopic string, set Settings) (*Archiver, error) {
+// New builds the stage. It loads the signing key (a local file, so that a bad
+// key fails before anything starts) and connects nothing: Run joins the
+// consumer group and reaches the bucket.
+func New(cfg Config, shared topic.Shared, set Settings) (*Archiver, error) {
+	return newArchiver(cfg, shared, shared.Topics.Decisions(), set)
+}
+
+// newArchiver builds the stage that seals decisionsTopic (the decisions, or a
+// raw topic for NewRaw).
+func newArchiver(cfg Config, shared topic.Shared, decisionsTopic string, set Settings) (*Archiver, error) {
+	kafka := shared.Kafka
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -112,17 +126,26 @@ func New(cfg Config, kafka topic.Config, decisionsTopic string, set Settings) (*
 	if cfg.Checkpoint.TSAURL != "" {
 		a.tsa = &tsa.Client{URL: cfg.Checkpoint.TSAURL}
 	}
+	if a.ws, err = cfg.Witness.Parsed(); err != nil {
+		return nil, err
+	}
 	if cfg.Batch.MaxRecords > kafka.MaxOutstanding && kafka.MaxOutstanding > 0 {
 		a.log.Warn("archive.batch.max_records exceeds kafka.max_outstanding: batches will be cut by age only",
 			"max_records", cfg.Batch.MaxRecords, "max_outstanding", kafka.MaxOutstanding)
 	}
-	tick := min(cfg.Batch.MaxAge/4, time.Second)
-	kopts := set.KgoOpts
-	if cfg.InstanceID != "" {
-		kopts = append([]kgo.Opt{kgo.InstanceID(cfg.InstanceID)}, kopts...)
+	// An open batch's messages are outstanding until it is sealed: if a
+	// batch could need more bytes than the Reader hands out before pausing
+	// the partition, it would only ever be cut by age (one batch per
+	// max_age). Cap it at half the bound (values plus the Reader's
+	// per-message overhead then fit).
+	if half := int64(kafka.MaxOutstandingBytes) / 2; half > 0 && cfg.Batch.MaxBytes > half {
+		a.log.Warn("archive.batch.max_bytes exceeds half of kafka.max_outstanding_bytes: batches are cut at that half",
+			"max_bytes", cfg.Batch.MaxBytes, "max_outstanding_bytes", kafka.MaxOutstandingBytes)
+		a.cfg.Batch.MaxBytes = half
 	}
+	tick := min(cfg.Batch.MaxAge/4, time.Second)
 	a.reader, err = topic.NewReader(kafka, cfg.Group, []string{decisionsTopic}, a,
-		topic.ReaderOptions{TickInterval: max(tick, 10*time.Millisecond), Logger: set.Logger, KgoOpts: kopts})
+		topic.ReaderOptions{TickInterval: max(tick, 10*time.Millisecond), Logger: set.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +153,11 @@ func New(cfg Config, kafka topic.Config, decisionsTopic string, set Settings) (*
 		return nil, fmt.Errorf("archive metrics: %w", err)
 	}
 	return a, nil
+}
+
+// chainReader reads the archive with the archiver's keys.
+func (a *Archiver) chainReader() chain.Reader {
+	return chain.Reader{Bucket: a.b, Layout: a.lay, Keys: a.ring}
 }
 
 // KeyID returns the id of the signing key.
@@ -144,9 +172,6 @@ func (a *Archiver) Ready(ctx context.Context) error { return a.b.CheckObjectLock
 // denied) or a batch conflicts with what the archive already holds.
 func (a *Archiver) Run(ctx context.Context) error {
 	if err := a.retry(ctx, "start", a.start); err != nil {
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = a.reader.Run(done) // returns at once and releases the Kafka client
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -155,19 +180,46 @@ func (a *Archiver) Run(ctx context.Context) error {
 	a.log.Info("archive started", "bucket", a.b.Name(), "prefix", a.lay.Prefix, "origin", a.cfg.OriginName(),
 		"key_id", a.signer.KeyID(), "retention", a.cfg.Retention.Mode+" "+a.cfg.Retention.Period.String())
 	ckCtx, ckCancel := context.WithCancel(ctx)
-	ck := newCheckpointer(a)
-	done := make(chan struct{})
-	go func() { defer close(done); ck.loop(ckCtx) }()
+	var cs *cosigner
+	var written func(uint64)
+	if len(a.ws) > 0 {
+		cs = newCosigner(a, a.ws)
+		written = cs.notify
+	} else {
+		a.log.Warn("no witness configured (archive.witness.witnesses): the global log is not anchored outside the bucket, so the newest batches could be removed without detection")
+	}
+	ck := newCheckpointer(a, written)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); ck.loop(ckCtx) }()
+	if cs != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); cs.loop(ckCtx) }()
+	}
 
 	err := a.reader.Run(ctx)
 	ckCancel()
-	<-done
+	wg.Wait()
 	fctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if cerr := ck.checkpoint(fctx); cerr != nil {
 		a.log.Warn("final checkpoint", "err", cerr)
 	}
+	if cs != nil {
+		// One last round, bounded: a witness that is down now is caught up
+		// by the next run.
+		for _, w := range cs.ws {
+			if cerr := cs.catchUp(fctx, w); cerr != nil {
+				a.log.Warn("final cosignature", "witness", w.Name, "err", cerr)
+			}
+		}
+	}
 	return err
+}
+
+// witnessHTTP is the HTTP client for witnesses.
+func (a *Archiver) witnessHTTP() *http.Client {
+	return &http.Client{Timeout: a.cfg.Witness.Timeout}
 }
 
 // start checks the bucket, publishes our public key and loads every
@@ -241,7 +293,7 @@ func (a *Archiver) putOnce(ctx context.Context, kind, key string, data []byte, c
 }
 
 func (a *Archiver) lock() bucket.Lock {
-	return bucket.Lock{Mode: bucket.Mode(a.cfg.Retention.Mode), Until: a.now().Add(a.cfg.Retention.Period)}
+	return bucket.Lock{Mode: bucket.Mode(a.cfg.Retention.Mode), Until: a.cfg.Retention.Period.Until(a.now())}
 }
 
 // ConflictError means the archive already holds something that contradicts
@@ -261,25 +313,24 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("archive conflict at %s: %s", e.Key, e.Reason)
 }
 
-// retry runs fn until it succeeds, fails permanently, or ctx ends, backing
-// off from 100 ms to 10 s between attempts.
+// s3Backoff spaces the retries of an S3 operation.
+var s3Backoff = backoff.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+
+// retry runs fn until it succeeds, fails permanently (a permanent bucket
+// error or a conflict), or ctx ends, backing off from 100 ms to 10 s between
+// attempts.
 func (a *Archiver) retry(ctx context.Context, what string, fn func(context.Context) error) error {
-	backoff := 100 * time.Millisecond
-	for {
+	return backoff.Retry(ctx, s3Backoff, func(ctx context.Context) error {
 		err := fn(ctx)
 		var ce *ConflictError
-		if err == nil || ctx.Err() != nil || bucket.Permanent(err) || errors.As(err, &ce) {
-			return err
+		if err != nil && (bucket.Permanent(err) || errors.As(err, &ce)) {
+			return backoff.Permanent(err)
 		}
+		return err
+	}, func(_ int, err error, wait time.Duration) {
 		a.m.retries.Inc()
-		a.log.Warn("s3 operation failed; retrying", "op", what, "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+		a.log.Warn("s3 operation failed; retrying", "op", what, "err", err, "backoff", wait)
+	})
 }
 
 // Assigned implements topic.PartitionObserver: it reads the partition's last
@@ -368,7 +419,15 @@ func (a *Archiver) Handle(ctx context.Context, msgs []*topic.Message) error {
 	if st.head.known {
 		skipBelow = st.head.next
 	}
-	rows := newRows(msgs, skipBelow)
+	var rows []batch.Row
+	if a.raw != nil {
+		var err error
+		if rows, err = a.rawRows(ctx, msgs, skipBelow); err != nil {
+			return err
+		}
+	} else {
+		rows = newRows(a.topic, msgs, skipBelow)
+	}
 	for i, m := range msgs {
 		if st.expect < 0 && st.head.known {
 			st.expect = st.head.next
@@ -394,7 +453,7 @@ func (a *Archiver) Handle(ctx context.Context, msgs []*topic.Message) error {
 			st.openedAt = a.now()
 		}
 		row := rows[i]
-		if row.Error != "" {
+		if row.Error != "" && a.raw == nil {
 			a.m.decodeErrors.Inc()
 			a.log.Warn("archiving a value that is not a decision record", "partition", m.Partition, "offset", m.Offset, "err", row.Error)
 		}
@@ -411,10 +470,11 @@ func (a *Archiver) Handle(ctx context.Context, msgs []*topic.Message) error {
 	return nil
 }
 
-// newRows decodes, canonicalises and hashes the values of msgs at offsets
+// newRows decodes, canonicalises and hashes (leaf rule v2, bound to topicName
+// and each message's partition and offset) the values of msgs at offsets
 // from skipBelow on, in parallel: it is most of the archive's CPU, and one
 // partition's records are otherwise handled on one core.
-func newRows(msgs []*topic.Message, skipBelow int64) []batch.Row {
+func newRows(topicName string, msgs []*topic.Message, skipBelow int64) []batch.Row {
 	rows := make([]batch.Row, len(msgs))
 	workers := min(runtime.GOMAXPROCS(0), len(msgs)/64+1)
 	var wg sync.WaitGroup
@@ -424,7 +484,7 @@ func newRows(msgs []*topic.Message, skipBelow int64) []batch.Row {
 			defer wg.Done()
 			for i := w; i < len(msgs); i += workers {
 				if m := msgs[i]; m.Offset >= skipBelow {
-					rows[i] = batch.NewRow(m.Offset, m.Timestamp, m.Value)
+					rows[i] = batch.NewRow(topicName, m.Partition, m.Offset, m.Timestamp, m.Value)
 				}
 			}
 		}()
@@ -445,6 +505,8 @@ func (a *Archiver) Tick(ctx context.Context, p int32, now time.Time) error {
 // sealing is one batch on its way into the archive. Everything is computed
 // once; uploads are retried from where they failed.
 type sealing struct {
+	topic     string
+	partition int32
 	from, to  int64
 	rows      []batch.Row
 	data      []byte // the Parquet object
@@ -463,7 +525,7 @@ func (a *Archiver) seal(ctx context.Context, st *partition) error {
 	if st.head.known {
 		from = st.head.next // the chain is contiguous: offsets between are control records
 	}
-	s := &sealing{from: from, to: st.rows[len(st.rows)-1].Offset + 1, rows: st.rows}
+	s := &sealing{topic: a.topic, partition: st.id, from: from, to: st.rows[len(st.rows)-1].Offset + 1, rows: st.rows}
 	var err error
 	if s.root, err = merkletree.Root(batch.Leaves(s.rows)); err != nil {
 		return fmt.Errorf("partition %d: %w", st.id, err)
@@ -552,6 +614,14 @@ func (a *Archiver) putBatch(ctx context.Context, p int32, s *sealing) error {
 		a.log.Info("adopted a batch object uploaded before a restart", "key", s.objectKey)
 		return nil
 	}
+	if a.raw != nil {
+		if err := sameRawRecords(ctx, existing, s); err != nil {
+			return &ConflictError{Key: s.objectKey, Partition: p, From: s.from, To: s.to, Reason: "the raw batch object exists with other events: " + err.Error()}
+		}
+		a.m.adopted.Inc()
+		a.log.Info("adopted a raw batch object uploaded before a restart", "key", s.objectKey)
+		return nil
+	}
 	if err := sameRecords(ctx, existing, s.rows); err != nil {
 		return &ConflictError{Key: s.objectKey, Partition: p, From: s.from, To: s.to, Reason: "the batch object exists with other records: " + err.Error()}
 	}
@@ -601,6 +671,7 @@ func (a *Archiver) putManifest(ctx context.Context, st *partition, s *sealing) (
 		Seq: st.head.seq, From: s.from, To: s.to, Count: int64(len(s.rows)), MinTime: minT, MaxTime: maxT,
 		ObjectKey: s.objectKey, ObjectSize: s.objSize, ObjectSHA256: s.objSHA, MerkleRoot: hex.EncodeToString(s.root),
 		PrevSHA256: st.head.prev, SchemaVersion: record.SchemaVersion, KeyID: a.signer.KeyID(), SealedAt: record.TimeOf(a.now()),
+		LeafRule: merkletree.LeafRuleV2,
 	}
 	data, err = m.Sign(a.signer)
 	if err != nil {

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/sinks/archive/bucket"
+	"github.com/auditline/auditline/sinks/archive/chain"
 	"github.com/auditline/auditline/sinks/archive/manifest"
+	"github.com/auditline/auditline/sinks/archive/tlog"
 )
 
 // checkpointer writes a signed checkpoint over every partition head each
@@ -20,19 +21,37 @@ import (
 // memory, so a checkpoint covers partitions owned by other archiver processes
 // too; checkpoints of several processes form one chain because each is written
 // with If-None-Match at the next sequence number (a loser re-reads and retries).
+//
+// Each checkpoint (v2) also extends the global log (package tlog): it appends
+// the leaves of the batches sealed since the previous v2 checkpoint, read back
+// from the bucket and checked against their manifests, and states the log's
+// size, root and frontier, plus a signature over the C2SP tlog-checkpoint that
+// the cosigner submits to witnesses.
 type checkpointer struct {
 	a        *Archiver
+	rd       chain.Reader
 	lastKeys map[int32]string // partition -> last manifest key seen
-	lastSHA  map[string]string
-	// The latest checkpoint in the bucket.
+	// The latest checkpoint in the bucket (any version).
 	known bool
 	seq   uint64
 	sha   string
 	heads []manifest.Head
+	isV2  bool
+	// The global log as of the latest v2 checkpoint: its heads and the log
+	// [0, size) (empty before the first v2 checkpoint).
+	logHeads []manifest.Head
+	log      *tlog.Segment
+	// written is told the sequence number of each checkpoint written.
+	written func(seq uint64)
 }
 
-func newCheckpointer(a *Archiver) *checkpointer {
-	return &checkpointer{a: a, lastKeys: map[int32]string{}, lastSHA: map[string]string{}}
+// maxV1Scan bounds the search back for the latest v2 checkpoint when the
+// latest one is v1 (an archiver of an older version wrote it during a rolling
+// upgrade).
+const maxV1Scan = 1000
+
+func newCheckpointer(a *Archiver, written func(uint64)) *checkpointer {
+	return &checkpointer{a: a, rd: a.chainReader(), lastKeys: map[int32]string{}, log: tlog.NewSegment(0), written: written}
 }
 
 func (c *checkpointer) loop(ctx context.Context) {
@@ -44,13 +63,15 @@ func (c *checkpointer) loop(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := c.checkpoint(ctx); err != nil && ctx.Err() == nil {
-				c.a.log.Warn("checkpoint failed; will retry at the next interval", "err", err)
+				c.a.m.checkpointErrors.Inc()
+				c.a.log.Error("checkpoint failed; will retry at the next interval", "err", err)
 			}
 		}
 	}
 }
 
-// checkpoint writes one checkpoint if any head moved since the latest one.
+// checkpoint writes one checkpoint if any head moved since the latest one (or
+// the latest one does not carry the global log yet).
 func (c *checkpointer) checkpoint(ctx context.Context) error {
 	heads, err := c.collectHeads(ctx)
 	if err != nil {
@@ -63,15 +84,27 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 		if err := c.loadLatest(ctx); err != nil {
 			return err
 		}
-		if c.known && slices.Equal(heads, c.heads) {
+		if c.known && c.isV2 && slices.Equal(heads, c.heads) {
 			return nil
+		}
+		seg := c.log.Clone()
+		if err := c.rd.AppendLog(ctx, seg, c.logHeads, heads); err != nil {
+			return fmt.Errorf("refusing to extend the global log (a sealed batch or manifest is missing or altered; run auditline verify): %w", err)
+		}
+		root, err := seg.Root()
+		if err != nil {
+			return err
 		}
 		cp := &manifest.Checkpoint{
 			Type: manifest.CheckpointType, Origin: c.a.cfg.OriginName(), Time: record.TimeOf(c.a.now()),
 			KeyID: c.a.signer.KeyID(), Heads: heads,
+			LogSize: seg.End(), LogRoot: hex.EncodeToString(root), LogFrontier: tlog.EncodeHashes(seg.Frontier()),
 		}
 		if c.known {
 			cp.Seq, cp.PrevSHA256 = c.seq+1, c.sha
+		}
+		if err := cp.SignLog(c.a.signer); err != nil {
+			return err
 		}
 		data, err := cp.Sign(c.a.signer)
 		if err != nil {
@@ -89,11 +122,16 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 		}
 		c.a.m.upload.WithLabelValues("checkpoint").Observe(time.Since(t0).Seconds())
 		c.a.m.checkpoints.Inc()
+		c.a.m.logSize.Set(float64(cp.LogSize))
 		sum := sha256.Sum256(data)
-		c.known, c.seq, c.sha, c.heads = true, cp.Seq, hex.EncodeToString(sum[:]), heads
-		c.a.log.Debug("checkpoint written", "seq", cp.Seq, "partitions", len(heads))
+		c.known, c.seq, c.sha, c.heads, c.isV2 = true, cp.Seq, hex.EncodeToString(sum[:]), heads, true
+		c.logHeads, c.log = heads, seg
+		c.a.log.Debug("checkpoint written", "seq", cp.Seq, "partitions", len(heads), "log_size", cp.LogSize)
 		if c.a.tsa != nil {
 			c.stamp(ctx, cp.Seq, data)
+		}
+		if c.written != nil {
+			c.written(cp.Seq)
 		}
 		return nil
 	}
@@ -116,38 +154,50 @@ func (c *checkpointer) stamp(ctx context.Context, seq uint64, data []byte) {
 	}
 }
 
-// loadLatest reads the latest checkpoint in the bucket unless already known.
+// loadLatest reads the latest checkpoint in the bucket unless already known,
+// and the global log as of the latest v2 checkpoint.
 func (c *checkpointer) loadLatest(ctx context.Context) error {
 	if c.known {
 		return nil
 	}
-	last, err := c.a.b.Last(ctx, c.a.lay.CheckpointsPrefix(), 20)
+	seq, ok, err := c.rd.LatestCheckpoint(ctx)
 	if err != nil {
 		return err
 	}
-	if last == "" {
-		c.heads = nil
+	c.heads, c.isV2, c.logHeads, c.log = nil, false, nil, tlog.NewSegment(0)
+	if !ok {
 		return nil
 	}
-	// Last may return the .tsr of the latest checkpoint: both share its number.
-	num := strings.TrimPrefix(last, c.a.lay.CheckpointsPrefix())
-	if i := strings.IndexByte(num, '.'); i > 0 {
-		num = num[:i]
-	}
-	seq, err := c.a.lay.ParseCheckpoint(c.a.lay.CheckpointsPrefix() + num + ".checkpoint")
+	cp, data, err := c.rd.Checkpoint(ctx, seq)
 	if err != nil {
-		return err
-	}
-	data, _, err := c.a.b.Get(ctx, c.a.lay.Checkpoint(seq))
-	if err != nil {
-		return err
-	}
-	cp, _, err := manifest.OpenCheckpoint(data, c.a.ring)
-	if err != nil {
-		return fmt.Errorf("latest checkpoint %d: %w", seq, err)
+		return fmt.Errorf("latest checkpoint: %w", err)
 	}
 	sum := sha256.Sum256(data)
-	c.known, c.seq, c.sha, c.heads = true, seq, hex.EncodeToString(sum[:]), cp.Heads
+	c.known, c.seq, c.sha, c.heads, c.isV2 = true, seq, hex.EncodeToString(sum[:]), cp.Heads, cp.Type == manifest.CheckpointType
+	// The log continues from the latest v2 checkpoint.
+	for s := seq; ; s-- {
+		if cp.Type == manifest.CheckpointType {
+			return c.setLog(cp)
+		}
+		if s == 0 || seq-s >= maxV1Scan {
+			return nil // no v2 checkpoint yet: the log starts empty
+		}
+		if cp, _, err = c.rd.Checkpoint(ctx, s-1); err != nil {
+			return fmt.Errorf("looking for the latest v2 checkpoint: %w", err)
+		}
+	}
+}
+
+func (c *checkpointer) setLog(cp *manifest.Checkpoint) error {
+	front, err := tlog.DecodeHashes(cp.LogFrontier)
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: %w", cp.Seq, err)
+	}
+	log, err := tlog.FromFrontier(cp.LogSize, front)
+	if err != nil {
+		return fmt.Errorf("checkpoint %d: %w", cp.Seq, err)
+	}
+	c.logHeads, c.log = cp.Heads, log
 	return nil
 }
 

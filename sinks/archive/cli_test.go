@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/internal/stacktest/binary"
 	"github.com/auditline/auditline/sinks/archive/archivetest"
 	"github.com/auditline/auditline/sinks/archive/keys"
 )
@@ -17,7 +18,7 @@ import (
 // TestCLI runs the auditor's commands as a user would: keys, verify (exit 0,
 // then 1 after tampering, naming the object), prove, verify-proof, export.
 func TestCLI(t *testing.T) {
-	bin := buildAuditline(t)
+	bin := binary.Auditline(t)
 	e := newEnv(t, 2)
 	start := time.Now().Add(-time.Second)
 	e.produce(0, 400)
@@ -46,7 +47,13 @@ func TestCLI(t *testing.T) {
 	if err != nil || len(strings.TrimSpace(strings.Split(out, "\n")[0])) != 16 {
 		t.Fatalf("keys generate: %v\n%s", err, out)
 	}
+	// No config: verify requires the default archive.retention.period (7 years);
+	// the test archive is locked for one minute, so every object fails it.
 	out, err = run("verify", "--key", pub, "--retention-mode", "GOVERNANCE")
+	if err == nil || !strings.Contains(out, "want at least 7y") {
+		t.Fatalf("verify with the default 7y retention on a 1-minute archive: %v\n%s", err, out)
+	}
+	out, err = run("verify", "--key", pub, "--retention-mode", "GOVERNANCE", "--min-retention", "60s")
 	if err != nil || !strings.Contains(out, "OK:") {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
@@ -70,7 +77,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	pack := filepath.Join(dir, "pack.tar.gz")
-	out, err = run("export", "--key", pub, "--from", start.UTC().Format(time.RFC3339), "--to", time.Now().Add(time.Second).UTC().Format(time.RFC3339), "--out", pack)
+	out, err = run("export", "--key", pub, "--sign-key", e.keyFile, "--from", start.UTC().Format(time.RFC3339), "--to", time.Now().Add(time.Second).UTC().Format(time.RFC3339), "--out", pack)
 	if err != nil || !strings.Contains(out, "400 records") {
 		t.Fatalf("export: %v\n%s", err, out)
 	}
@@ -90,7 +97,7 @@ func TestCLI(t *testing.T) {
 	mkey, _ := e.b.Last(t.Context(), e.layout().ManifestPrefix(1), 20)
 	data := e.get(t, mkey)
 	e.replace(t, mkey, []byte(strings.Replace(string(data), `"seq":`, `"seq":9`, 1)))
-	out, err = run("verify", "--key", pub, "--retention-mode", "GOVERNANCE")
+	out, err = run("verify", "--key", pub, "--retention-mode", "GOVERNANCE", "--min-retention", "60s")
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out, mkey) || !strings.Contains(out, "FAILED") {
 		t.Fatalf("verify after tampering: %v\n%s", err, out)
 	}

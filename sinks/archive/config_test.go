@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/auditline/auditline/privacy/retention"
 )
 
 func validConfig() Config {
@@ -25,7 +27,7 @@ func TestConfigValidate(t *testing.T) {
 		{"endpoint without port", func(c *Config) { c.S3.Endpoint = "minio" }, "archive.s3.endpoint"},
 		{"no bucket", func(c *Config) { c.S3.Bucket = ""; c.Origin = "x" }, "archive.s3.bucket"},
 		{"bad mode", func(c *Config) { c.Retention.Mode = "compliance" }, "archive.retention.mode"},
-		{"no retention", func(c *Config) { c.Retention.Period = 0 }, "archive.retention.period"},
+		{"no retention", func(c *Config) { c.Retention.Period = retention.Period{} }, "archive.retention.period"},
 		{"zero records", func(c *Config) { c.Batch.MaxRecords = 0 }, "archive.batch.max_records"},
 		{"tiny bytes", func(c *Config) { c.Batch.MaxBytes = 10 }, "archive.batch.max_bytes"},
 		{"tiny age", func(c *Config) { c.Batch.MaxAge = time.Millisecond }, "archive.batch.max_age"},
@@ -55,7 +57,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := NewDefaultConfig()
-	if c.Retention.Mode != "COMPLIANCE" || c.Retention.Period != 7*365*24*time.Hour {
+	if c.Retention.Mode != "COMPLIANCE" || c.Retention.Period != retention.Years(7) {
 		t.Fatalf("retention defaults %+v, want COMPLIANCE for 7 years", c.Retention)
 	}
 	if got := c.OriginName(); got != "auditline/auditline-archive/auditline" {

@@ -1,87 +1,26 @@
-package archive
+package archive_test
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditline/auditline/deploy/testenv"
+	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/stacktest"
+	"github.com/auditline/auditline/privacy/retention"
+	"github.com/auditline/auditline/sinks/archive"
+	"github.com/auditline/auditline/sinks/archive/archivetest"
 	"github.com/auditline/auditline/sinks/archive/bucket"
+	"github.com/auditline/auditline/sinks/archive/layout"
 	"github.com/auditline/auditline/sinks/archive/manifest"
 	"github.com/auditline/auditline/sinks/archive/verify"
 )
-
-// buildAuditline compiles the auditline command once per test binary run.
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-	buildOut  []byte
-)
-
-func buildAuditline(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "auditline-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "auditline")
-		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/auditline/auditline/cmd/auditline")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build auditline: %v\n%s", buildErr, buildOut)
-	}
-	return buildPath
-}
-
-// child is one `auditline archive` process.
-type child struct {
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	done chan error
-}
-
-func (e *env) spawn(t *testing.T, bin string, extra ...string) *child {
-	t.Helper()
-	cmd := exec.Command(bin, "archive")
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"AUDITLINE_KAFKA=" + strings.Join(e.kafka.Brokers, ","),
-		"AUDITLINE_KAFKA_COMMIT_INTERVAL=200ms",
-		"AUDITLINE_TOPIC_PREFIX=" + e.topics.Prefix,
-		"AUDITLINE_S3=http://" + e.bcfg.AccessKey + ":" + e.bcfg.SecretKey + "@" + e.bcfg.Endpoint,
-		"AUDITLINE_S3_BUCKET=" + e.bcfg.Bucket,
-		"AUDITLINE_OPS_LISTEN=",
-		"AUDITLINE_LOG_LEVEL=warn",
-		"AUDITLINE_ARCHIVE_SIGNING_KEY_FILE=" + e.keyFile,
-		"AUDITLINE_ARCHIVE_GROUP=" + e.cfg.Group,
-		"AUDITLINE_ARCHIVE_INSTANCE_ID=" + e.name + "-0",
-		"AUDITLINE_ARCHIVE_RETENTION_MODE=GOVERNANCE",
-		"AUDITLINE_ARCHIVE_RETENTION_PERIOD=10m",
-		"AUDITLINE_ARCHIVE_BATCH_MAX_RECORDS=2500",
-		"AUDITLINE_ARCHIVE_BATCH_MAX_AGE=400ms",
-		"AUDITLINE_ARCHIVE_CHECKPOINT_INTERVAL=300ms",
-	}
-	cmd.Env = append(env, extra...)
-	logs := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, logs: logs, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait() }()
-	return c
-}
 
 // TestCrashRecovery kills `auditline archive` with SIGKILL at random points
 // while 100,000 records flow in, restarts it each time, and then checks with
@@ -93,8 +32,29 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("-short")
 	}
 	const total = 100_000
-	e := newEnv(t, 4)
-	bin := buildAuditline(t)
+	srv := stacktest.Servers{Kafka: testenv.Kafka(t), S3: testenv.S3(t)}
+	b, bcfg := archivetest.Bucket(t) // a bucket of its own, removed afterwards
+	st := stacktest.New(t, srv, "")
+	c := &st.Config
+	c.Log.Level = "warn"
+	c.Kafka.Partitions = 4
+	c.Kafka.CommitInterval = 200 * time.Millisecond
+	c.Kafka.InstanceID = st.Name + "-0" // static membership: a restart takes its partitions back at once
+	c.Archive.S3 = archive.S3Config{Endpoint: bcfg.Endpoint, Secure: bcfg.Secure, Region: bcfg.Region, AccessKey: bcfg.AccessKey, SecretKey: bcfg.SecretKey, Bucket: bcfg.Bucket}
+	c.Archive.Retention = archive.RetentionConfig{Mode: string(bucket.Governance), Period: retention.Exactly(10 * time.Minute)}
+	c.Archive.Batch.MaxRecords = 2500
+	c.Archive.Batch.MaxAge = 400 * time.Millisecond
+	c.Archive.Checkpoint.Interval = 300 * time.Millisecond
+	ctx := context.Background()
+	topics := c.Topics()
+	if err := topic.EnsureTopics(ctx, c.Kafka, topics); err != nil {
+		t.Fatal(err)
+	}
+	w, err := topic.NewWriter(c.Kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
 	t.Logf("seed %d", seed)
@@ -104,58 +64,66 @@ func TestCrashRecovery(t *testing.T) {
 	go func() {
 		defer close(produced)
 		for from := 0; from < total; from += 5000 {
-			e.produce(from, from+5000)
+			recs := make([]*kgo.Record, 0, 5000)
+			for i := from; i < from+5000; i++ {
+				d := archivetest.Decision(i)
+				recs = append(recs, &kgo.Record{Topic: topics.Decisions(), Key: []byte(d.Request.RequestKey), Value: archivetest.Value(i)})
+			}
+			if err := w.Produce(ctx, recs...); err != nil {
+				t.Error(err)
+				return
+			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 
 	kills := 0
-	c := e.spawn(t, bin)
+	proc := st.Start("archive")
 	deadline := time.Now().Add(90 * time.Second)
 	for kills < 8 && time.Now().Before(deadline) {
 		time.Sleep(time.Duration(300+rng.IntN(1700)) * time.Millisecond)
-		select {
-		case err := <-c.done:
-			t.Fatalf("archiver exited on its own: %v\n%s", err, c.logs)
-		default:
+		if !proc.Running() {
+			_, exit := proc.Exited()
+			t.Fatalf("archiver exited on its own: %v\n%s", exit(), stacktest.Tail(proc.Log(), 4000))
 		}
-		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-c.done
+		proc.Kill()
 		kills++
-		c = e.spawn(t, bin)
+		proc.Start()
 	}
 	<-produced
 	// Let the last process catch up, then stop it gracefully.
-	ctx := context.Background()
-	want := e.kafkaOffsets()
-	waitFor(t, "the archive to reach the end of every partition", 120*time.Second, func() bool {
-		for p, offs := range want {
-			if e.headTo(ctx, p) < offs[len(offs)-1]+1 {
-				return false
-			}
-		}
-		return true
-	})
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	lay := layout.New(c.Archive.Prefix)
+	want, err := stacktest.Offsets(ctx, c.Kafka, topics.Decisions())
+	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-c.done:
-		if err != nil {
-			t.Fatalf("archiver exit after SIGTERM: %v\n%s", err, c.logs)
+	stacktest.WaitFor(t, "the archive to reach the end of every partition", 120*time.Second, func() error {
+		for p, offs := range want {
+			if got := headTo(ctx, b, lay, p); got < offs[len(offs)-1]+1 {
+				return fmt.Errorf("partition %d sealed up to %d of %d", p, got, offs[len(offs)-1]+1)
+			}
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("archiver did not stop after SIGTERM")
+		return nil
+	})
+	if err := proc.Stop(); err != nil {
+		t.Fatalf("archiver exit after SIGTERM: %v", err)
 	}
 
-	rep := e.verify(e.verifyOpts())
-	if !rep.OK() {
-		t.Fatalf("verify after %d SIGKILLs:\n%s", kills, reportString(rep))
+	rep, err := verify.Run(ctx, verify.Options{Bucket: b, Layout: lay, RetentionMode: bucket.Governance, Keys: st.Ring()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := e.exactlyOnce(); got != total {
-		t.Fatalf("exactly once over %d records, want %d", got, total)
+	if !rep.OK() {
+		var text bytes.Buffer
+		rep.WriteText(&text)
+		t.Fatalf("verify after %d SIGKILLs:\n%s", kills, text.String())
+	}
+	arch := stacktest.NewArchive(b, c.Archive.Prefix, st.Ring())
+	if err := arch.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := arch.ExactlyOnce(want); err != nil || got != total {
+		t.Fatalf("exactly once over %d records, want %d: %v", got, total, err)
 	}
 	orphans := 0
 	for _, w := range rep.Warnings {
@@ -167,22 +135,20 @@ func TestCrashRecovery(t *testing.T) {
 		kills, rep.Records, rep.Batches, rep.Checkpoints, orphans, rep.LeavesPerSecond())
 }
 
-// headTo returns the end offset of partition p's chain.
-func (e *env) headTo(ctx context.Context, p int32) int64 {
-	key, err := e.b.Last(ctx, e.layout().ManifestPrefix(p), 20)
+// headTo returns the end offset of partition p's chain (-1: none yet).
+func headTo(ctx context.Context, b *bucket.Bucket, lay layout.Layout, p int32) int64 {
+	key, err := b.Last(ctx, lay.ManifestPrefix(p), 20)
 	if err != nil || key == "" {
 		return -1
 	}
-	data, _, err := e.b.Get(ctx, key)
+	data, _, err := b.Get(ctx, key)
 	if err != nil {
 		return -1
 	}
-	ring, _ := verify.LoadBucketKeys(ctx, e.b, e.layout())
+	ring, _ := verify.LoadBucketKeys(ctx, b, lay)
 	m, _, err := manifest.Open(data, ring)
 	if err != nil {
 		return -1
 	}
 	return m.To
 }
-
-var _ = bucket.ErrExists

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -14,9 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/sinks/archive/archivetest"
 	"github.com/auditline/auditline/sinks/archive/evidence"
+	"github.com/auditline/auditline/sinks/archive/keys"
 	"github.com/auditline/auditline/sinks/archive/verify"
+	"github.com/auditline/auditline/sinks/archive/witness"
+	"github.com/auditline/auditline/sinks/archive/witness/witnesstest"
 )
 
 func untar(t *testing.T, data []byte, dir string) string {
@@ -67,11 +75,10 @@ func readmeScript(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(b), -1)
-	if len(blocks) < 7 {
-		t.Fatalf("README has %d sh blocks, want the 7 steps", len(blocks))
+	if len(blocks) < 11 {
+		t.Fatalf("README has %d sh blocks, want the preamble and the 10 steps", len(blocks))
 	}
 	var s strings.Builder
-	s.WriteString("set -euo pipefail\n")
 	for _, bl := range blocks {
 		s.WriteString(bl[1])
 	}
@@ -94,93 +101,249 @@ func runSteps(t *testing.T, dir, script string) (string, error) {
 	return string(out), err
 }
 
-// TestExportPack writes evidence packs (all teams, then one team), unpacks
-// them, and runs the README's standard-tool steps (sha256sum, openssl,
-// python3) exactly as written; then damages a record and checks that the
-// steps fail.
+// signer returns the test archive's key as a pack signer.
+func (e *env) signer(t *testing.T) *keys.Signer {
+	priv, err := keys.Load(e.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := keys.NewSigner(e.cfg.OriginName(), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) export(t *testing.T, o evidence.Options) ([]byte, *evidence.Summary) {
+	t.Helper()
+	o.Bucket, o.Layout, o.Origin, o.Keys, o.Signer = e.b, e.layout(), e.cfg.OriginName(), e.verifyOpts().Keys, e.signer(t)
+	var buf bytes.Buffer
+	sum, err := evidence.Export(context.Background(), o, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), sum
+}
+
+// TestExportPack writes evidence packs (all teams, one team, one tenant, two
+// record ids), unpacks them, and runs the README's standard-tool steps (bash,
+// sha256sum, openssl, python3) exactly as written and our offline check; then
+// checks that the same export gives the same bytes, and that tampering with a
+// pack — even with SHA256SUMS recomputed — fails both.
 func TestExportPack(t *testing.T) {
 	e := newEnv(t, 2)
 	e.cfg.Batch.MaxRecords = 150
 	start := time.Now().Add(-time.Second)
 	e.produce(0, 800)
+	lg := e.logOf(t)
+	own := witnesstest.StartServer(t, "witness.example/own", lg)
+	e.cfg.Witness = WitnessConfig{Witnesses: []WitnessEntry{entry(own.Witness)}, Quorum: 1, Timeout: 5 * time.Second}
 	r := e.start(e.cfg)
 	waitFor(t, "sealed", 60*time.Second, func() bool { return r.sealed() == 800 })
-	time.Sleep(3 * e.cfg.Checkpoint.Interval)
+	r.waitCheckpointed(t, 800)
+	waitFor(t, "every checkpoint cosigned", 90*time.Second, func() bool {
+		n, by := e.cosignatures(t)
+		return n > 0 && by[own.Witness.Key.KeyHash()] == n
+	})
 	r.stop(t)
 	end := time.Now().Add(time.Second)
-	ctx := context.Background()
 	o := e.verifyOpts()
+	ws := []witness.Witness{own.Witness}
+	ids := []string{record.ID(archivetest.Decision(8).Request.RequestKey), record.ID(archivetest.Decision(333).Request.RequestKey)}
 
-	for _, team := range []string{"", archivetest.Team(2)} {
-		name := "all teams"
-		if team != "" {
-			name = "team " + team
-		}
-		t.Run(name, func(t *testing.T) {
-			var buf bytes.Buffer
-			sum, err := evidence.Export(ctx, evidence.Options{Bucket: e.b, Layout: e.layout(), Origin: e.cfg.OriginName(), Keys: o.Keys,
-				From: start, To: end, Team: team}, &buf)
-			if err != nil {
-				t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		opt  evidence.Options
+		want int
+	}{
+		{"all teams", evidence.Options{From: start, To: end}, 800},
+		{"team " + archivetest.Team(2), evidence.Options{From: start, To: end, Team: archivetest.Team(2)}, 200},
+		{"tenant acme by request time", evidence.Options{RequestFrom: time.UnixMilli(1763807445118), RequestTo: time.UnixMilli(1763807445118 + 400*37), Tenant: "acme"}, 400},
+		{"two record ids", evidence.Options{RecordIDs: ids}, 3}, // record 8 has two versions (index 9 amends it)
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opt.Witnesses = ws
+			pack, sum := e.export(t, tc.opt)
+			if sum.Records != tc.want || sum.Checkpoints == 0 {
+				t.Fatalf("pack summary %+v, want %d records and checkpoints", sum, tc.want)
 			}
-			want := 800
-			if team != "" {
-				want = 200
+			// Deterministic: the same export gives the same bytes.
+			if again, _ := e.export(t, tc.opt); !bytes.Equal(again, pack) {
+				t.Fatal("exporting the same scope twice gave different bytes")
 			}
-			if sum.Records != want || sum.Checkpoints == 0 {
-				t.Fatalf("pack summary %+v, want %d records and checkpoints", sum, want)
-			}
-			dir := untar(t, buf.Bytes(), t.TempDir())
-			script := readmeScript(t, dir)
-			out, err := runSteps(t, dir, script)
+			dir := untar(t, pack, t.TempDir())
+			out, err := runSteps(t, dir, readmeScript(t, dir))
 			if err != nil {
 				t.Fatalf("README steps failed: %v\n%s", err, out)
 			}
-			for step := 1; step <= 7; step++ {
-				if !strings.Contains(out, "step "+string(rune('0'+step))) {
+			for step := 1; step <= 10; step++ {
+				if !strings.Contains(out, fmt.Sprintf("step %d ", step)) && !strings.Contains(out, fmt.Sprintf("step %d:", step)) {
 					t.Fatalf("step %d did not report:\n%s", step, out)
 				}
 			}
-			t.Logf("README steps:\n%s", out)
-			// Our CLI's offline check of the same pack.
-			n := 0
-			err = evidence.ReadProofs(dir, func(p *verify.Proof, rec, md []byte) error {
-				n++
-				_, err := verify.VerifyProof(p, o.Keys, md, rec)
-				return err
-			})
-			if err != nil || n != want {
-				t.Fatalf("verify-proof --pack: %d proofs, %v", n, err)
+			if !strings.Contains(out, "step 10 OK: 2 witness cosignature(s) verified") && !strings.Contains(out, "step 10 OK: 1 witness cosignature(s) verified") {
+				t.Fatalf("the witness cosignatures were not checked:\n%s", out)
 			}
-			if team != "" {
+			// VERIFY.sh is the README's blocks.
+			if vs, err := os.ReadFile(filepath.Join(dir, "VERIFY.sh")); err != nil || string(vs) != evidence.VerifyScript(mustRead(t, filepath.Join(dir, "README.md"))) {
+				t.Fatalf("VERIFY.sh is not the README's steps: %v", err)
+			}
+			if rep, err := evidence.VerifyPack(dir, o.Keys); err != nil || !rep.OK() || rep.Proofs != tc.want {
+				t.Fatalf("verify-proof --pack: %+v, %v", rep, err)
+			}
+			pm := readPackManifest(t, dir)
+			if pm.Retention.MinPeriodHours != 0 || len(pm.Retention.Modes) != 1 || pm.Retention.Modes[0] != "GOVERNANCE" || pm.Anchors.Cosignatures == 0 {
+				t.Fatalf("the pack states retention %+v and anchors %+v; the test archive is GOVERNANCE, locked for a minute, and cosigned", pm.Retention, pm.Anchors)
+			}
+			eu := string(mustRead(t, filepath.Join(dir, "EU-AI-ACT.md")))
+			if !strings.Contains(eu, "S3 Object Lock GOVERNANCE") || strings.Contains(eu, "7 years") || !strings.Contains(eu, "witness cosignature") {
+				t.Fatalf("EU-AI-ACT.md does not state the real retention and anchors:\n%s", eu)
+			}
+			if tc.name != "all teams" {
 				if matches, _ := filepath.Glob(filepath.Join(dir, "bucket", "*", "batches", "*", "*.parquet")); len(matches) != 0 {
-					t.Fatalf("a team pack holds whole batch objects (other teams' records): %v", matches)
-				}
-				recs, _ := os.ReadFile(filepath.Join(dir, "records", "records.jsonl"))
-				if strings.Count(string(recs), `"team_id":"`+team+`"`) != want {
-					t.Fatal("the team pack holds records of other teams")
+					t.Fatalf("a scoped pack holds whole batch objects (records outside the scope): %v", matches)
 				}
 				return
 			}
-			// Damage one record: step 1 (SHA256SUMS) fails …
-			recPath := filepath.Join(dir, "records", "records.jsonl")
-			recs, _ := os.ReadFile(recPath)
-			damaged := bytes.Replace(recs, []byte(`"cost_usd":0.0042`), []byte(`"cost_usd":0.0001`), 1)
-			os.WriteFile(recPath, damaged, 0o644)
-			if out, err := runSteps(t, dir, script); err == nil {
-				t.Fatalf("steps passed on a damaged record:\n%s", out)
+			tamperPack(t, dir, o)
+		})
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readPackManifest(t *testing.T, dir string) *evidence.PackManifest {
+	line, _, _ := bytes.Cut(mustRead(t, filepath.Join(dir, evidence.PackManifestFile)), []byte("\n"))
+	var pm evidence.PackManifest
+	if err := json.Unmarshal(line, &pm); err != nil {
+		t.Fatal(err)
+	}
+	return &pm
+}
+
+// tamperPack damages copies of an unpacked pack the ways an insider would to
+// hide something, recomputing SHA256SUMS each time, and checks that the
+// README steps stop with a non-zero exit naming what is wrong and that
+// verify-proof --pack fails too.
+func tamperPack(t *testing.T, dir string, o verify.Options) {
+	pm := readPackManifest(t, dir)
+	lastBatch := pm.Batches[len(pm.Batches)-1]
+	objectOf := func(d, manifestKey string) string {
+		line, _, _ := bytes.Cut(mustRead(t, filepath.Join(d, "bucket", manifestKey)), []byte("\n"))
+		var m struct {
+			ObjectKey string `json:"object_key"`
+		}
+		json.Unmarshal(line, &m)
+		return filepath.Join(d, "bucket", m.ObjectKey)
+	}
+	dropLine := func(p string, n int) {
+		lines := strings.SplitAfter(string(mustRead(t, p)), "\n")
+		os.WriteFile(p, []byte(strings.Join(append(lines[:n:n], lines[n+1:]...), "")), 0o644)
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(d string)
+		want   string // in the README steps' output
+	}{
+		{"a record altered", func(d string) {
+			p := filepath.Join(d, "records", "records.jsonl")
+			os.WriteFile(p, bytes.Replace(mustRead(t, p), []byte(`"cost_usd":0.0042`), []byte(`"cost_usd":0.0001`), 1), 0o644)
+		}, "FILE ALTERED: records/records.jsonl"},
+		{"a record and its proof removed", func(d string) {
+			dropLine(filepath.Join(d, "records", "records.jsonl"), 5)
+			dropLine(filepath.Join(d, "proofs", "proofs.jsonl"), 5)
+		}, "FILE ALTERED: proofs/proofs.jsonl"},
+		{"a batch object removed", func(d string) { os.Remove(objectOf(d, pm.Batches[1].Manifest)) }, "FILE MISSING: bucket/"},
+		{"the latest checkpoint removed", func(d string) { os.Remove(filepath.Join(d, "bucket", pm.Checkpoints.Latest.Key)) }, "FILE MISSING: " + "bucket/" + pm.Checkpoints.Latest.Key},
+		{"the whole tail batch removed", func(d string) {
+			// Its object, manifest, Parquet copy, records and proofs: as if it had never been packed.
+			os.Remove(objectOf(d, lastBatch.Manifest))
+			os.Remove(filepath.Join(d, "bucket", lastBatch.Manifest))
+			os.Remove(filepath.Join(d, "records", fmt.Sprintf("p%010d-%020d.parquet", lastBatch.Partition, lastBatch.From)))
+			for _, f := range []string{"proofs/proofs.jsonl", "records/records.jsonl"} {
+				proofs := strings.SplitAfter(string(mustRead(t, filepath.Join(d, "proofs", "proofs.jsonl"))), "\n")
+				lines := strings.SplitAfter(string(mustRead(t, filepath.Join(d, f))), "\n")
+				var keep []string
+				for i, l := range lines {
+					if i < len(proofs) && strings.Contains(proofs[i], `"manifest_key":"`+lastBatch.Manifest+`"`) {
+						continue
+					}
+					keep = append(keep, l)
+				}
+				os.WriteFile(filepath.Join(d, f), []byte(strings.Join(keep, "")), 0o644)
 			}
-			// … and with SHA256SUMS recomputed to match, step 6 still fails.
-			cmd := exec.Command("bash", "-c", "grep -v ' SHA256SUMS$' SHA256SUMS | cut -c67- | xargs sha256sum > S && mv S SHA256SUMS")
-			cmd.Dir = dir
+		}, "FILE MISSING: bucket/" + lastBatch.Manifest},
+		{"the pack manifest re-signed with another key", func(d string) {
+			other, _ := keys.Generate(nil)
+			s, _ := keys.NewSigner("x", other)
+			p := filepath.Join(d, evidence.PackManifestFile)
+			line, _, _ := bytes.Cut(mustRead(t, p), []byte("\n"))
+			signed, _ := note.Sign(&note.Note{Text: string(line) + "\n"}, s)
+			os.WriteFile(p, signed, 0o644)
+		}, "BAD SIGNATURE: pack.manifest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			copyDir(t, dir, d)
+			tc.damage(d)
+			// SHA256SUMS recomputed to hide it.
+			cmd := exec.Command("bash", "-c", "s=$(mktemp) && find . -type f ! -name SHA256SUMS ! -name pack.manifest | sed 's|^./||' | sort | xargs sha256sum > \"$s\" && mv \"$s\" SHA256SUMS && sha256sum --quiet -c SHA256SUMS")
+			cmd.Dir = d
 			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%v %s", err, out)
+				t.Fatalf("recomputing SHA256SUMS: %v %s", err, out)
 			}
-			out, err = runSteps(t, dir, script)
-			if err == nil || !strings.Contains(out, "RECORD ALTERED") {
-				t.Fatalf("step 6 did not catch an altered record (%v):\n%s", err, out)
+			out, err := runSteps(t, d, readmeScript(t, d))
+			if err == nil || !strings.Contains(out, tc.want) || strings.Contains(out, "step 10 OK") {
+				t.Fatalf("README steps on a pack with %s: %v (want a failure naming %q)\n%s", tc.name, err, tc.want, out)
+			}
+			t.Logf("%s: %s", tc.name, lastLine(out))
+			if rep, err := evidence.VerifyPack(d, o.Keys); err == nil && rep.OK() {
+				t.Fatalf("verify-proof --pack accepted a pack with %s", tc.name)
+			} else if err == nil {
+				t.Logf("verify-proof --pack: %s", rep.Failures[0])
 			}
 		})
+	}
+	// The leaf step alone still names an altered record (a verifier that
+	// skipped the pack manifest would rely on it).
+	d := t.TempDir()
+	copyDir(t, dir, d)
+	p := filepath.Join(d, "records", "records.jsonl")
+	os.WriteFile(p, bytes.Replace(mustRead(t, p), []byte(`"cost_usd":0.0042`), []byte(`"cost_usd":0.0001`), 1), 0o644)
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(mustRead(t, filepath.Join(d, "README.md"))), -1)
+	if out, err := runSteps(t, d, blocks[0][1]+blocks[7][1]); err == nil || !strings.Contains(out, "RECORD ALTERED") {
+		t.Fatalf("step 7 did not name the altered record (%v):\n%s", err, out)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func copyDir(t *testing.T, from, to string) {
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

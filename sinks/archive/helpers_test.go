@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/privacy/retention"
 	"github.com/auditline/auditline/sinks/archive/archivetest"
 	"github.com/auditline/auditline/sinks/archive/batch"
 	"github.com/auditline/auditline/sinks/archive/bucket"
@@ -52,6 +54,7 @@ func newEnv(t *testing.T, partitions int) *env {
 	e.kafka.Brokers = brokers
 	e.kafka.Partitions = partitions
 	e.kafka.CommitInterval = 100 * time.Millisecond
+	e.kafka.SessionTimeout, e.kafka.HeartbeatInterval = 6*time.Second, 500*time.Millisecond
 	e.topics = raw.Topics{Prefix: e.name + "."}
 	ctx := context.Background()
 	if err := topic.EnsureTopics(ctx, e.kafka, e.topics); err != nil {
@@ -75,7 +78,7 @@ func newEnv(t *testing.T, partitions int) *env {
 	e.cfg.S3 = S3Config{Endpoint: bcfg.Endpoint, Secure: bcfg.Secure, Region: bcfg.Region, AccessKey: bcfg.AccessKey, SecretKey: bcfg.SecretKey, Bucket: bcfg.Bucket}
 	e.cfg.Group = e.name + "-archive"
 	e.cfg.SigningKeyFile = e.keyFile
-	e.cfg.Retention = RetentionConfig{Mode: string(bucket.Governance), Period: time.Minute}
+	e.cfg.Retention = RetentionConfig{Mode: string(bucket.Governance), Period: retention.Exactly(time.Minute)}
 	e.cfg.Batch.MaxRecords = 500
 	e.cfg.Batch.MaxAge = 300 * time.Millisecond
 	e.cfg.Checkpoint.Interval = 200 * time.Millisecond
@@ -102,6 +105,9 @@ func (e *env) produce(from, to int) {
 	}
 }
 
+// shared is the Kafka connection and topic names of this env.
+func (e *env) shared() topic.Shared { return topic.Shared{Kafka: e.kafka, Topics: e.topics} }
+
 // running is an Archiver in a goroutine.
 type running struct {
 	a      *Archiver
@@ -116,8 +122,7 @@ func (e *env) start(cfg Config) *running {
 	e.t.Helper()
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := New(cfg, e.kafka, e.topics.Decisions(), Settings{Logger: log, Registry: reg,
-		KgoOpts: []kgo.Opt{kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)}})
+	a, err := New(cfg, e.shared(), Settings{Logger: log, Registry: reg})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -143,6 +148,17 @@ func (r *running) stop(t *testing.T) {
 }
 
 func (r *running) sealed() int { return int(testutilValue(r.a.m.records)) }
+
+// waitCheckpointed waits until a checkpoint this process wrote covers n
+// records (its global log size), instead of sleeping a few checkpoint
+// intervals and hoping one was written meanwhile.
+func (r *running) waitCheckpointed(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("a checkpoint covering %d records", n), 60*time.Second, func() bool {
+		var m dto.Metric
+		return r.a.m.logSize.Write(&m) == nil && int(m.GetGauge().GetValue()) == n
+	})
+}
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -225,7 +241,9 @@ func (e *env) archived() map[int32][]int64 {
 func (e *env) kafkaOffsets() map[int32][]int64 {
 	e.t.Helper()
 	out := map[int32][]int64{}
-	err := topic.ReadToEnd(context.Background(), e.kafka, e.topics.Decisions(), nil, kgo.NewOffset().AtStart(), func(r *kgo.Record) error {
+	sc := topic.NewScanner(e.kafka)
+	defer sc.Close()
+	err := sc.ReadToEnd(context.Background(), e.topics.Decisions(), nil, topic.FromStart(), func(r *kgo.Record) error {
 		out[r.Partition] = append(out[r.Partition], r.Offset)
 		return nil
 	})
@@ -259,6 +277,18 @@ func (e *env) exactlyOnce() int {
 		}
 	}
 	return total
+}
+
+// warnings returns the report's warnings other than the anchor ones (a test
+// archive without a witness or TSA is, rightly, warned about).
+func warnings(r *verify.Report) []verify.Failure {
+	var out []verify.Failure
+	for _, w := range r.Warnings {
+		if w.Check != verify.CheckAnchor {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 func reportString(r *verify.Report) string {

@@ -22,6 +22,12 @@ type metrics struct {
 	upload       *prometheus.HistogramVec
 	seal         prometheus.Histogram
 	open         prometheus.Gauge
+	// The global log and its witnesses.
+	checkpointErrors prometheus.Counter
+	logSize          prometheus.Gauge
+	cosigned         *prometheus.CounterVec
+	witnessErrors    *prometheus.CounterVec
+	witnessSize      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,8 +47,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		seal: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditline_archive_seal_seconds", Help: "Time to seal one batch: Parquet encoding, Merkle root, uploads and signing.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditline_archive_open_records", Help: "Records read but not yet sealed, over all partitions."}),
+		checkpointErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditline_archive_checkpoint_errors_total",
+			Help: "Checkpoint rounds that failed; a refusal to extend the global log (a sealed batch missing or altered) is logged at error level."}),
+		logSize: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditline_archive_log_size", Help: "Leaves in the global log as of the latest checkpoint this process wrote."}),
+		cosigned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_archive_cosignatures_total",
+			Help: "Checkpoints cosigned by a witness and stored, by witness name."}, []string{"witness"}),
+		witnessErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_archive_witness_errors_total",
+			Help: "Failed submissions to a witness (unreachable, refused, or a witness whose view contradicts the bucket), by witness name."}, []string{"witness"}),
+		witnessSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditline_archive_witness_log_size",
+			Help: "Log size of the latest checkpoint each witness cosigned; compare with auditline_archive_log_size."}, []string{"witness"}),
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.records, m.bytes, m.skipped, m.gaps, m.adopted, m.decodeErrors, m.retries, m.checkpoints, m.tsaErrors, m.upload, m.seal, m.open} {
+	for _, c := range []prometheus.Collector{m.batches, m.records, m.bytes, m.skipped, m.gaps, m.adopted, m.decodeErrors, m.retries, m.checkpoints, m.tsaErrors, m.upload, m.seal, m.open,
+		m.checkpointErrors, m.logSize, m.cosigned, m.witnessErrors, m.witnessSize} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/auditline/auditline/privacy/retention"
 	"github.com/auditline/auditline/sinks/archive/bucket"
 	"github.com/auditline/auditline/sinks/archive/verify"
 )
@@ -29,7 +30,7 @@ func sealedArchive(t *testing.T) *env {
 		e.produce(wave*1000, (wave+1)*1000)
 		sealed += 1000
 		waitFor(t, "wave sealed", 60*time.Second, func() bool { return r.sealed() == sealed })
-		time.Sleep(3 * e.cfg.Checkpoint.Interval)
+		r.waitCheckpointed(t, sealed)
 	}
 	r.stop(t)
 	rep := e.verify(e.verifyOpts())
@@ -193,12 +194,12 @@ func TestTamperDetected(t *testing.T) {
 		t.Log(f.Error())
 		// The latest one dropped: only an auditor's saved copy reveals it.
 		o2 := o
-		o2.Trusted = [][]byte{kept}
+		o2.Since = [][]byte{kept}
 		if rep := e.verify(o2); rep.Has(verify.CheckCheckpoint, lay.Checkpoint(0)) {
 			t.Fatalf("a checkpoint still present was reported missing:\n%s", reportString(rep))
 		}
 		e.remove(t, lay.Checkpoint(0))
-		o2.Trusted = [][]byte{kept}
+		o2.Since = [][]byte{kept}
 		mustName(t, e.verify(o2), verify.CheckCheckpoint, lay.Checkpoint(0), -1)
 	})
 }
@@ -235,7 +236,7 @@ func TestAdoptUploadedBatch(t *testing.T) {
 		t.Fatalf("adopted %v batch objects, want 1", n)
 	}
 	rep := e.verify(e.verifyOpts())
-	if !rep.OK() || len(rep.Warnings) != 0 {
+	if !rep.OK() || len(warnings(rep)) != 0 {
 		t.Fatalf("verify:\n%s", reportString(rep))
 	}
 	if got := e.exactlyOnce(); got != 1000 {
@@ -254,8 +255,25 @@ func TestCheckpointsTimeStamped(t *testing.T) {
 	for wave := range 2 {
 		e.produce(wave*250, (wave+1)*250)
 		waitFor(t, "sealed", 60*time.Second, func() bool { return r.sealed() == (wave+1)*250 })
-		time.Sleep(3 * e.cfg.Checkpoint.Interval)
+		r.waitCheckpointed(t, (wave+1)*250)
 	}
+	// The token is asked for after the checkpoint is written: wait for it
+	// too before stopping (stopping cancels a request in flight).
+	lay := e.layout()
+	tsSuffix := lay.Timestamp(0)[len(lay.Checkpoint(0))-len(".checkpoint"):]
+	waitFor(t, "every checkpoint time-stamped", 60*time.Second, func() bool {
+		cps, tss := 0, 0
+		e.b.List(context.Background(), lay.CheckpointsPrefix(), "", func(in bucket.Info) error {
+			switch {
+			case strings.HasSuffix(in.Key, ".checkpoint"):
+				cps++
+			case strings.HasSuffix(in.Key, tsSuffix):
+				tss++
+			}
+			return nil
+		})
+		return cps > 0 && tss == cps
+	})
 	r.stop(t)
 	o := e.verifyOpts()
 	o.TSARoots = roots(t, srv.CAFile)
@@ -264,7 +282,6 @@ func TestCheckpointsTimeStamped(t *testing.T) {
 	if !rep.OK() || rep.Timestamped == 0 || rep.Timestamped != rep.Checkpoints {
 		t.Fatalf("verify with a TSA (%d of %d checkpoints stamped):\n%s", rep.Timestamped, rep.Checkpoints, reportString(rep))
 	}
-	lay := e.layout()
 	cp, tok := e.get(t, lay.Checkpoint(0)), e.get(t, lay.Timestamp(0))
 	if out, err := srv.OpenSSLVerify(t, tok, cp); err != nil || !strings.Contains(out, "Verification: OK") {
 		t.Fatalf("openssl ts -verify: %v\n%s", err, out)
@@ -279,10 +296,14 @@ func TestCheckpointsTimeStamped(t *testing.T) {
 
 // TestComplianceObjectsRefused archives under COMPLIANCE (a retention of
 // seconds, so the bucket can be removed afterwards) and checks that the server
-// refuses to delete or overwrite the archived objects.
+// refuses to delete or overwrite the archived objects. The retention is 30 s:
+// sealing, verifying and the attempts must end before it does (4 s did not
+// on a loaded box, and a delete after expiry rightly succeeds); the bucket's
+// cleanup waits for the rest.
 func TestComplianceObjectsRefused(t *testing.T) {
 	e := newEnv(t, 1)
-	e.cfg.Retention = RetentionConfig{Mode: string(bucket.Compliance), Period: 4 * time.Second}
+	const lock = 30 * time.Second
+	e.cfg.Retention = RetentionConfig{Mode: string(bucket.Compliance), Period: retention.Exactly(lock)}
 	e.produce(0, 300)
 	r := e.start(e.cfg)
 	waitFor(t, "sealed", 60*time.Second, func() bool { return r.sealed() == 300 })
@@ -301,6 +322,9 @@ func TestComplianceObjectsRefused(t *testing.T) {
 	ctx := context.Background()
 	for _, k := range []string{key, mkey} {
 		vid := e.versionOf(t, k)
+		if _, until, err := e.b.Client().GetObjectRetention(ctx, e.b.Name(), k, vid); err != nil || until == nil || !until.After(time.Now()) {
+			t.Fatalf("%s: the %s COMPLIANCE lock must still hold for this test (retain-until %v, %v): the box was too slow to seal and verify in time", k, lock, until, err)
+		}
 		err := e.b.Client().RemoveObject(ctx, e.b.Name(), k, minio.RemoveObjectOptions{VersionID: vid, GovernanceBypass: true})
 		if err == nil {
 			t.Fatalf("delete of COMPLIANCE object %s was not refused", k)

@@ -72,8 +72,13 @@ CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
         `cost_usd` Float64,
         `prompt_tokens` Int64,
         `completion_tokens` Int64,
-        `cache_hit` UInt8
+        `cache_hit` UInt8,
+        `kind` String,
+        `fallback_from` String,
+        `timeout` UInt8
     ),
+    `routing_completeness` String COMMENT 'routing.completeness',
+    `fallback_targets` Array(String) COMMENT 'routing.fallback_targets',
     `budget_key_spend` Nullable(Float64) COMMENT 'budget.key.spend',
     `budget_key_max_budget` Nullable(Float64) COMMENT 'budget.key.max_budget',
     `budget_key_pct_used` Nullable(Float64) COMMENT 'budget.key.pct_used',
@@ -150,7 +155,11 @@ CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
         `at` DateTime('UTC'),
         `at_ms` Int64,
         `record_version` Int64,
-        `tenant` String
+        `tenant` String,
+        `sender` String,
+        `received_at` DateTime('UTC'),
+        `received_at_ms` Int64,
+        `effect` String
     ),
     `outcome` String COMMENT 'outcome.status',
     `blocked_by` String COMMENT 'outcome.blocked_by',
@@ -187,12 +196,60 @@ CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
         `partition` Int32,
         `offset` Int64,
         `received_at` DateTime('UTC'),
-        `received_at_ms` Int64
+        `received_at_ms` Int64,
+        `emitter` String,
+        `seq` Int64
     ),
     `first_received_at` DateTime('UTC') COMMENT 'evidence.first_received_at',
     `first_received_at_ms` Int64 COMMENT 'evidence.first_received_at (Unix ms)',
     `last_received_at` DateTime('UTC') COMMENT 'evidence.last_received_at',
     `last_received_at_ms` Int64 COMMENT 'evidence.last_received_at (Unix ms)',
+    `emitter_id` String COMMENT 'emitter.id',
+    `emitter_config_hash` String COMMENT 'emitter.config_hash',
+    `emitter_config_seq` Int64 COMMENT 'emitter.config_seq',
+    `approval_required` UInt8 COMMENT 'approval.required',
+    `approval_required_by` String COMMENT 'approval.required_by',
+    `approval_needed` Int32 COMMENT 'approval.needed',
+    `approval_status` String COMMENT 'approval.status',
+    `approval_approvers` Array(String) COMMENT 'approval.approvers',
+    `approval_rejected_by` Array(String) COMMENT 'approval.rejected_by',
+    `approval_requested_at` DateTime('UTC') COMMENT 'approval.requested_at',
+    `approval_requested_at_ms` Int64 COMMENT 'approval.requested_at (Unix ms)',
+    `approval_approved_at` DateTime('UTC') COMMENT 'approval.approved_at',
+    `approval_approved_at_ms` Int64 COMMENT 'approval.approved_at (Unix ms)',
+    `approval_rejected_at` DateTime('UTC') COMMENT 'approval.rejected_at',
+    `approval_rejected_at_ms` Int64 COMMENT 'approval.rejected_at (Unix ms)',
+    `approval_executed_at` DateTime('UTC') COMMENT 'approval.executed_at',
+    `approval_executed_at_ms` Int64 COMMENT 'approval.executed_at (Unix ms)',
+    `approval_decisions` Nested
+    (
+        `event_id` String,
+        `source` String,
+        `kind` String,
+        `approver` String,
+        `role` String,
+        `sender` String,
+        `reason` String,
+        `at` DateTime('UTC'),
+        `at_ms` Int64,
+        `received_at` DateTime('UTC'),
+        `received_at_ms` Int64,
+        `counted` UInt8,
+        `note` String
+    ),
+    `access_action` String COMMENT 'access.action',
+    `access_actor` String COMMENT 'access.actor',
+    `access_role` String COMMENT 'access.role',
+    `access_via` String COMMENT 'access.via',
+    `access_client` String COMMENT 'access.client',
+    `access_sender` String COMMENT 'access.sender',
+    `access_target` String COMMENT 'access.target',
+    `access_target_version` Int64 COMMENT 'access.target_version',
+    `access_format` String COMMENT 'access.format',
+    `access_query` String COMMENT 'access.query',
+    `access_at` DateTime('UTC') COMMENT 'access.at',
+    `access_at_ms` Int64 COMMENT 'access.at (Unix ms)',
+    `rules_hash` String COMMENT 'rules_hash',
     `kafka_topic` String COMMENT 'decisions topic the row was read from',
     `kafka_partition` Int32 COMMENT 'its Kafka partition',
     `kafka_offset` Int64 COMMENT 'its Kafka offset',
@@ -200,7 +257,7 @@ CREATE TABLE IF NOT EXISTS `auditline`.`decision_records`
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(start_time)
-ORDER BY (tenant, start_time, record_id)
+ORDER BY (tenant, start_time, record_id, version)
 SETTINGS index_granularity = 8192;
 
 CREATE TABLE IF NOT EXISTS `auditline`.`raw_events`
@@ -349,7 +406,10 @@ SELECT
     e.`cost_usd` AS attempt_cost_usd,
     e.`prompt_tokens` AS attempt_prompt_tokens,
     e.`completion_tokens` AS attempt_completion_tokens,
-    e.`cache_hit` AS attempt_cache_hit
+    e.`cache_hit` AS attempt_cache_hit,
+    e.`kind` AS attempt_kind,
+    e.`fallback_from` AS attempt_fallback_from,
+    e.`timeout` AS attempt_timeout
 FROM `auditline`.decision_records_latest
 ARRAY JOIN attempts AS e, arrayEnumerate(attempts.event_id) AS e_num;
 
@@ -565,3 +625,57 @@ SELECT
     kafka_offset
 FROM `auditline`.decision_records_latest
 WHERE sampled = 1;
+
+DROP TABLE IF EXISTS `auditline`.`emitter_sequences`;
+
+CREATE VIEW `auditline`.`emitter_sequences` AS
+SELECT emitter, seq, min(received_at_ms) AS received_at_ms, any(record_id) AS record_id, any(kind) AS kind
+FROM
+(
+    SELECT sources.emitter AS emitter, sources.seq AS seq, sources.received_at_ms AS received_at_ms, record_id, sources.source AS kind
+    FROM `auditline`.decision_records
+    ARRAY JOIN sources
+    WHERE sources.emitter != '' AND sources.seq > 0
+    UNION ALL
+    SELECT emitter_id AS emitter, emitter_config_seq AS seq, first_received_at_ms AS received_at_ms, record_id, 'gateway_config' AS kind
+    FROM `auditline`.decision_records
+    WHERE emitter_id != '' AND emitter_config_seq > 0
+) AS _events
+GROUP BY emitter, seq;
+
+DROP TABLE IF EXISTS `auditline`.`sequence_gaps`;
+
+CREATE VIEW `auditline`.`sequence_gaps` AS
+SELECT
+    emitter,
+    tupleElement(gap, 1) AS first_missing,
+    tupleElement(gap, 2) AS last_missing,
+    last_missing - first_missing + 1 AS missing,
+    toDateTime(intDiv(tupleElement(gap, 3), 1000), 'UTC') AS known_since
+FROM
+(
+    SELECT emitter, arrayMap(x -> x.1, s) AS seqs, arrayMap(x -> x.2, s) AS times
+    FROM
+    (
+        SELECT emitter, arraySort(groupArray((seq, received_at_ms))) AS s
+        FROM `auditline`.emitter_sequences
+        GROUP BY emitter
+    ) AS _sorted
+) AS _arrays
+ARRAY JOIN arrayFilter(g -> g.1 <= g.2,
+    arrayMap((prev, cur, at) -> (prev + 1, cur - 1, at), arrayPushFront(arrayPopBack(seqs), toInt64(0)), seqs, times)) AS gap;
+
+DROP TABLE IF EXISTS `auditline`.`gateway_configs`;
+
+CREATE VIEW `auditline`.`gateway_configs` AS
+SELECT
+    key AS emitter,
+    toInt64OrZero(extract(body, '"seq":\\s*([0-9]+)')) AS seq,
+    extract(body, '"config_hash":\\s*"([^"]*)"') AS config_hash,
+    extract(body, '"reason":\\s*"([^"]*)"') AS reason,
+    extract(body, '"litellm_version":\\s*"([^"]*)"') AS litellm_version,
+    received_at,
+    event_id,
+    body
+FROM `auditline`.raw_events
+WHERE source = 'gateway_config';

@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/internal/stacktest"
 )
 
 // scenario is one request and what its decision record must say.
@@ -53,8 +54,8 @@ func TestLiteLLMEndToEnd(t *testing.T) {
 	}
 	start := time.Now()
 	s := newStack(t)
-	p := startProxy(t, s.ingest)
-	run := p.runLabel
+	p := stacktest.StartLiteLLM(t, s.ingest, ingestToken)
+	run := stacktest.NewName()
 	user := "end-user-" + run
 	tags := func(extra string) map[string]any {
 		return map[string]any{"tags": []string{"e2e:" + run, "case:" + extra}}
@@ -69,39 +70,41 @@ func TestLiteLLMEndToEnd(t *testing.T) {
 		{name: "retry_429", control: `{"reset": true, "fail_next": 1, "status": 429}`,
 			req:    map[string]any{"model": "chat-a", "messages": msg("e2e " + run + ": retry"), "user": user, "metadata": tags("retry")},
 			status: 200, alias: "chat-a", groups: []string{"chat-a"}, attempts: 2, retries: 1, outcome: "success", guard: "passed"},
-		// chat-a: 1 try + 2 retries, all 429, then its fallback chat-b.
+		// chat-a: 1 try + 2 retries, all 429, then its fallback chat-b. The
+		// plugin (config.yaml's default) records every upstream call: 4
+		// attempts, 2 of them retries (the stock callback's payloads show 2).
 		{name: "fallback_429", control: `{"reset": true, "fail_next": 3, "status": 429}`,
 			req:    map[string]any{"model": "chat-a", "messages": msg("e2e " + run + ": fallback"), "user": user, "metadata": tags("fallback")},
-			status: 200, alias: "chat-a", groups: []string{"chat-b"}, attempts: 2, fallback: true, outcome: "success", guard: "passed"},
+			status: 200, alias: "chat-a", groups: []string{"chat-b"}, attempts: 4, retries: 2, fallback: true, outcome: "success", guard: "passed"},
 		// chat-broken always fails; its fallback is chat-a.
 		{name: "fallback_broken", req: map[string]any{"model": "chat-broken", "messages": msg("e2e " + run + ": broken alias"), "user": user, "metadata": tags("broken")},
-			status: 200, alias: "chat-broken", groups: []string{"chat-a"}, attempts: 2, fallback: true, outcome: "success", guard: "passed"},
+			status: 200, alias: "chat-broken", groups: []string{"chat-a"}, attempts: 4, retries: 2, fallback: true, outcome: "success", guard: "passed"},
 		// A streamed fallback: LiteLLM logs the success with an earlier startTime
 		// than the failure, and without attempted-* counters.
 		{name: "stream_fallback", req: map[string]any{"model": "chat-broken", "messages": msg("e2e " + run + ": streamed fallback"), "user": user, "metadata": tags("stream_fallback"),
 			"stream": true, "stream_options": map[string]any{"include_usage": true}},
-			status: 200, alias: "chat-broken", groups: []string{"chat-a"}, attempts: 2, fallback: true, outcome: "success", guard: "passed", stream: true},
+			status: 200, alias: "chat-broken", groups: []string{"chat-a"}, attempts: 4, retries: 2, fallback: true, outcome: "success", guard: "passed", stream: true},
 		{name: "guardrail_block", req: map[string]any{"model": "chat-a", "messages": msg("e2e " + run + ": ignore the auditline-forbidden rule"), "user": user, "metadata": tags("block")},
 			status: 400, alias: "chat-a", groups: []string{""}, attempts: 1, outcome: "blocked", blocked: "guardrail", guard: "intervened", zeroCost: true},
 		// The plain request again: LiteLLM's cache answers.
 		{name: "cache_hit", req: plain, status: 200, alias: "chat-a", groups: []string{"chat-a"}, attempts: 1, outcome: "success", guard: "passed", cacheHit: true, zeroCost: true},
 	}
-	got := map[string]reply{}
+	got := map[string]stacktest.Reply{}
 	var ids []string
 	for _, c := range cases {
-		p.control(c.control + map[bool]string{true: `{"reset": true}`, false: ""}[c.control == ""])
-		r := p.chat(c.req)
-		if r.status != c.status {
-			t.Fatalf("%s: HTTP %d, want %d: %s", c.name, r.status, c.status, tail(r.body, 1000))
+		p.Control(c.control + map[bool]string{true: `{"reset": true}`, false: ""}[c.control == ""])
+		r := p.Chat(c.req)
+		if r.Status != c.status {
+			t.Fatalf("%s: HTTP %d, want %d: %s", c.name, r.Status, c.status, stacktest.Tail(r.Body, 1000))
 		}
-		if r.callID == "" {
+		if r.CallID == "" {
 			t.Fatalf("%s: no x-litellm-call-id header", c.name)
 		}
 		got[c.name] = r
-		ids = append(ids, r.callID)
-		t.Logf("%-16s HTTP %d call id %s cost %q", c.name, r.status, r.callID, r.cost)
+		ids = append(ids, r.CallID)
+		t.Logf("%-16s HTTP %d call id %s cost %q", c.name, r.Status, r.CallID, r.Cost)
 	}
-	if slices.Contains(ids[:len(ids)-1], got["cache_hit"].callID) {
+	if slices.Contains(ids[:len(ids)-1], got["cache_hit"].CallID) {
 		t.Fatalf("the cache hit reused a call id")
 	}
 	recs := s.waitRecords(ids, 5*time.Minute)
@@ -109,10 +112,10 @@ func TestLiteLLMEndToEnd(t *testing.T) {
 	byRecordID := map[string]string{}
 	for _, c := range cases {
 		r := got[c.name]
-		d := recs[r.callID]
+		d := recs[r.CallID]
 		t.Run(c.name, func(t *testing.T) {
-			if d.RecordID != record.ID(r.callID) {
-				t.Errorf("record id %s, want record.ID(call id) %s", d.RecordID, record.ID(r.callID))
+			if d.RecordID != record.ID(r.CallID) {
+				t.Errorf("record id %s, want record.ID(call id) %s", d.RecordID, record.ID(r.CallID))
 			}
 			if d.Alias != c.alias {
 				t.Errorf("requested_alias %q, want %q", d.Alias, c.alias)
@@ -167,8 +170,8 @@ func TestLiteLLMEndToEnd(t *testing.T) {
 					t.Errorf("cache hit with saved_cost_usd %g, want > 0", d.SavedUSD)
 				}
 			}
-			if hc, err := strconv.ParseFloat(r.cost, 64); err == nil && math.Abs(hc-want) > 1e-9 {
-				t.Errorf("cost_usd %g saved %g, but the client's x-litellm-response-cost was %s", d.CostUSD, d.SavedUSD, r.cost)
+			if hc, err := strconv.ParseFloat(r.Cost, 64); err == nil && math.Abs(hc-want) > 1e-9 {
+				t.Errorf("cost_usd %g saved %g, but the client's x-litellm-response-cost was %s", d.CostUSD, d.SavedUSD, r.Cost)
 			}
 			if d.Completeness != record.Complete {
 				t.Errorf("completeness %s, want complete", d.Completeness)
@@ -185,21 +188,21 @@ func TestLiteLLMEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for id, name := range byRecordID {
 		for {
-			out, err := s.run("prove", "--config", s.config, id)
+			out, err := s.run("prove", id)
 			if err == nil {
 				var proof map[string]any
 				if json.Unmarshal([]byte(out), &proof) != nil && !strings.Contains(out, id) {
-					t.Errorf("prove %s (%s): unexpected output %s", id, name, tail([]byte(out), 500))
+					t.Errorf("prove %s (%s): unexpected output %s", id, name, stacktest.Tail([]byte(out), 500))
 				}
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("auditline prove %s (%s): %v\n%s", id, name, err, tail([]byte(out), 2000))
+				t.Fatalf("auditline prove %s (%s): %v\n%s", id, name, err, stacktest.Tail([]byte(out), 2000))
 			}
 			time.Sleep(3 * time.Second)
 		}
 	}
-	if out, err := s.run("verify", "--config", s.config, "--key", s.pubKey, "--retention-mode", "GOVERNANCE"); err != nil {
+	if out, err := s.run("verify", "--key", s.PublicKey(), "--retention-mode", "GOVERNANCE"); err != nil {
 		t.Errorf("auditline verify: %v\n%s", err, out)
 	} else {
 		lines := strings.Split(strings.TrimSpace(out), "\n")

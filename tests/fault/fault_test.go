@@ -6,13 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,15 +17,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ingest/auth"
+	"github.com/auditline/auditline/internal/stacktest"
+	"github.com/auditline/auditline/privacy/retention"
+	"github.com/auditline/auditline/sinks/archive"
 	"github.com/auditline/auditline/sinks/archive/bucket"
-	"github.com/auditline/auditline/sinks/archive/keys"
 	"github.com/auditline/auditline/sinks/archive/layout"
-	"github.com/auditline/auditline/tests/internal/pipeline"
+	"github.com/auditline/auditline/store"
 )
 
 const token = "fault-suite-litellm-token"
@@ -70,15 +69,15 @@ func TestFaults(t *testing.T) {
 	rate := envInt(t, "AUDITLINE_FAULT_RATE", 1000)
 	loadTime := time.Duration(float64(payloads) / float64(max(rate, 1)) * float64(time.Second))
 	meanGap := max(loadTime/14, 4*time.Second)
-	pipeline.Say("fault: seed %d (replay with AUDITLINE_FAULT_SEED=%d), %d payloads at %d/s", seed, seed, payloads, rate)
+	stacktest.Say("fault: seed %d (replay with AUDITLINE_FAULT_SEED=%d), %d payloads at %d/s", seed, seed, payloads, rate)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6661756c74))
 	t0 := time.Now()
 
-	s3 := testenv.S3(t) // credentials and bucket name; the server is private
+	srv := stacktest.PrivateServers(t, "kafka", "clickhouse", "minio")
 	servers := map[string]*testenv.Private{}
 	for _, name := range []string{"kafka", "clickhouse", "minio"} {
-		servers[name] = testenv.StartPrivate(t, name)
-		pipeline.Say("fault: private %s on %s", name, servers[name].Addr)
+		servers[name] = srv.Private(name)
+		stacktest.Say("fault: private %s on %s", name, servers[name].Addr)
 	}
 	paused := map[string]bool{}
 	t.Cleanup(func() { // never leave a frozen server behind
@@ -89,116 +88,42 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
-	dir := t.TempDir()
-	logDir := os.Getenv("AUDITLINE_FAULT_LOGS")
-	if logDir == "" {
-		logDir = filepath.Join(dir, "logs")
+	st := stacktest.New(t, srv, "")
+	if st.LogDir = os.Getenv("AUDITLINE_FAULT_LOGS"); st.LogDir == "" {
+		st.LogDir = filepath.Join(st.Dir, "logs")
 	}
+	logDir := st.LogDir
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := pipeline.Build(t, dir)
-	name := testenv.Name(t)
-	port := testenv.FreePort(t)
-	keyFile := filepath.Join(dir, "archive-key.pem")
-	cfg := fmt.Sprintf(`kafka:
-  brokers: [%s]
-  partitions: 4
-topic_prefix: %s.
-log:
-  level: info
-ops:
-  listen: ""
-ingest:
-  listen: 127.0.0.1:%d
-  auth:
-    tokens:
-      - {name: fault-litellm, env: FAULT_LITELLM_TOKEN, scopes: [litellm, alerts, audit, gateway]}
-enrich:
-  group: %s-enrich
-store:
-  clickhouse:
-    addr: [%s]
-    database: %s
-  group: %s-store
-archive:
-  s3: {endpoint: %q, secure: false, access_key: %q, secret_key: %q, bucket: %q}
-  group: %s-archive
-  prefix: fault/%s/
-  signing_key_file: %s
-  retention: {mode: COMPLIANCE, period: 1h}
-  batch: {max_age: 5s}
-  checkpoint: {interval: 20s}
-`, servers["kafka"].Addr, name, port, name, servers["clickhouse"].Addr, name, name,
-		servers["minio"].Addr, s3.AccessKey, s3.SecretKey, s3.Bucket, name, name, keyFile)
-	cfgPath := filepath.Join(dir, "auditline.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "FAULT_LITELLM_TOKEN="+token,
-		// The shared stack's short forms would override this config's addresses.
-		"AUDITLINE_KAFKA=", "AUDITLINE_CLICKHOUSE=", "AUDITLINE_S3=", "AUDITLINE_S3_BUCKET=", "AUDITLINE_CONFIG=")
-	run := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	if out, err := run("keys", "generate", "--out", keyFile); err != nil {
-		t.Fatalf("keys generate: %v\n%s", err, out)
-	}
-	if out, err := run("migrate", "--config", cfgPath); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
+	cfg := &st.Config
+	cfg.Kafka.Partitions = 4
+	cfg.Ingest.Auth.Tokens = []auth.Token{{Name: "fault-litellm", SHA256: auth.Hash(token),
+		Scopes: []auth.Scope{auth.ScopeLiteLLM, auth.ScopeAlerts, auth.ScopeAudit, auth.ScopeGateway}}}
+	cfg.Store.Linger = store.DefaultLinger
+	cfg.Archive.Prefix = "fault/" + st.Name + "/"
+	cfg.Archive.Retention = archive.RetentionConfig{Mode: "COMPLIANCE", Period: retention.Exactly(time.Hour)}
+	cfg.Archive.Batch.MaxAge = 5 * time.Second
+	cfg.Archive.Checkpoint.Interval = 20 * time.Second
+	cfgPath := st.ConfigFile()
+	st.Migrate()
+	run := func(args ...string) (string, error) { return st.Auditline(args...) }
 
-	stages := map[string]*pipeline.Proc{}
 	order := []string{"ingest", "enrich", "store", "archive"}
-	for _, st := range order {
-		f, err := os.Create(filepath.Join(logDir, st+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := &pipeline.Proc{T: t, Name: st, Args: []string{bin, st, "--config", cfgPath}, Env: env, Log: f}
-		stages[st] = p
-		p.Start()
-	}
-	t.Cleanup(func() {
-		for _, st := range order {
-			stages[st].Stop()
-			stages[st].Log.Close()
-		}
-		if t.Failed() {
-			for _, st := range order {
-				b, _ := os.ReadFile(filepath.Join(logDir, st+".log"))
-				if len(b) > 6000 {
-					b = b[len(b)-6000:]
-				}
-				t.Logf("auditline %s log (tail):\n%s", st, b)
-			}
-		}
-	})
-	ingestURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, ingestURL, 2*time.Minute)
-	pipeline.Say("fault: stages up; ingest at %s; logs in %s", ingestURL, logDir)
+	stages := st.StartStages(true, order...)
+	ingestURL := st.IngestURL()
+	st.WaitReady(ingestURL)
+	stacktest.Say("fault: stages up; ingest at %s; logs in %s", ingestURL, logDir)
 
 	// Load: one loadgen process at full speed, never retrying a refusal.
-	keysFile := filepath.Join(dir, "accepted-keys.txt")
-	lgOut := &bytes.Buffer{}
-	lg := exec.Command(bin, "loadgen", "--url", ingestURL, "--token", token,
+	keysFile := filepath.Join(st.Dir, "accepted-keys.txt")
+	lg := st.AuditlineProc("loadgen", "loadgen", "--url", ingestURL, "--token", token,
 		"--payloads", strconv.FormatInt(payloads, 10), "--seed", strconv.FormatInt(seed, 10),
 		"--rate", strconv.FormatInt(rate, 10), "--accepted-keys", keysFile)
-	lg.Env = env
-	lg.Stdout, lg.Stderr = lgOut, lgOut
-	if err := lg.Start(); err != nil {
-		t.Fatal(err)
-	}
+	lg.Start()
+	lgExited, lgExit := lg.Exited()
 	lgDone := make(chan error, 1)
-	go func() { lgDone <- lg.Wait() }()
-	t.Cleanup(func() {
-		if lg.ProcessState == nil {
-			_ = lg.Process.Kill()
-		}
-	})
+	go func() { <-lgExited; lgDone <- lgExit() }()
 
 	// Faults: every stage killed twice, each server restarted once,
 	// ClickHouse and MinIO frozen once each, in a seeded order at seeded
@@ -243,52 +168,40 @@ archive:
 		select {
 		case lgErr = <-lgDone:
 			lgFinished = true
-			pipeline.Say("fault: loadgen finished after %s", time.Since(t0).Round(time.Second))
+			stacktest.Say("fault: loadgen finished after %s", time.Since(t0).Round(time.Second))
 			time.Sleep(gap)
 		case <-time.After(gap):
 		}
-		pipeline.Say("fault: fault %d: %s (loadgen running: %v)", i+1, f.name, !lgFinished)
+		stacktest.Say("fault: fault %d: %s (loadgen running: %v)", i+1, f.name, !lgFinished)
 		f.do()
 	}
 	if !lgFinished {
 		select {
 		case lgErr = <-lgDone:
 		case <-time.After(30 * time.Minute):
-			t.Fatalf("loadgen did not finish within 30 min:\n%s", lgOut)
+			t.Fatalf("loadgen did not finish within 30 min:\n%s", lg.Log())
 		}
-		pipeline.Say("fault: loadgen finished after %s", time.Since(t0).Round(time.Second))
+		stacktest.Say("fault: loadgen finished after %s", time.Since(t0).Round(time.Second))
 	}
-	lgText := lgOut.String()
+	lgText := lg.Output()
 	if lgErr != nil {
 		t.Fatalf("loadgen: %v\n%s", lgErr, lgText)
 	}
 	sent, accepted, refused := parseLoadgen(t, lgText)
-	pipeline.Say("fault: loadgen: %s", strings.ReplaceAll(strings.TrimSpace(lgText), "\n", "; "))
+	stacktest.Say("fault: loadgen: %s", strings.ReplaceAll(strings.TrimSpace(lgText), "\n", "; "))
 	want := readKeys(t, keysFile)
-	pipeline.Say("fault: %d request keys accepted; waiting up to %s for ClickHouse and the archive", len(want), settle)
+	stacktest.Say("fault: %d request keys accepted; waiting up to %s for ClickHouse and the archive", len(want), settle)
 
 	// Wait until ClickHouse and the archive hold every accepted request at
 	// the same latest version.
 	ctx := context.Background()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{servers["clickhouse"].Addr}, Auth: clickhouse.Auth{Database: name, Username: "default"},
-		DialTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	b, err := bucket.New(bucket.Config{Endpoint: servers["minio"].Addr, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, Bucket: s3.Bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := keys.Load(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	arch := pipeline.NewArchive(b, "fault/"+name+"/", keys.NewRing(priv.Public().(ed25519.PublicKey)))
-	var ch map[string]pipeline.CHRecord
+	b := st.Bucket()
+	arch := st.Archive()
+	var ch map[string]stacktest.Record
+	var err error
 	deadline := time.Now().Add(settle)
 	for {
-		ch, err = pipeline.ReadClickHouse(ctx, conn, name)
+		ch, err = st.Records(ctx)
 		if err == nil {
 			err = arch.Update(ctx)
 		}
@@ -309,14 +222,14 @@ archive:
 			t.Errorf("after %s: %d accepted requests not yet in both ClickHouse and the archive at one latest version (last error: %v)", settle, pending, err)
 			break
 		}
-		pipeline.Say("fault: settling: %d of %d accepted requests pending (ClickHouse %d records, archive %d leaves; err %v)", pending, len(want), len(ch), len(arch.Leaves), err)
+		stacktest.Say("fault: settling: %d of %d accepted requests pending (ClickHouse %d records, archive %d leaves; err %v)", pending, len(want), len(ch), len(arch.Leaves), err)
 		time.Sleep(10 * time.Second)
 	}
 	// Stop every stage cleanly, then read the final state once more.
 	for _, st := range order {
 		stages[st].Stop()
 	}
-	if ch, err = pipeline.ReadClickHouse(ctx, conn, name); err != nil {
+	if ch, err = st.Records(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := arch.Update(ctx); err != nil {
@@ -338,7 +251,7 @@ archive:
 			missingAR++
 		} else {
 			archived++
-			arDup += arch.Leaves[pipeline.IDVersion{ID: id, V: v}] - 1
+			arDup += arch.Leaves[stacktest.IDVersion{ID: id, V: v}] - 1
 		}
 		if ok && c.Latest != v {
 			disagree++
@@ -349,22 +262,20 @@ archive:
 			extra++
 		}
 	}
-	verifyOut, verifyErr := run("verify", "--config", cfgPath, "--key", keyFile+".pub", "--retention-mode", "COMPLIANCE")
+	verifyOut, verifyErr := run("verify", "--config", cfgPath, "--key", st.PublicKey(), "--retention-mode", "COMPLIANCE")
 	var kills, exits []string
-	for _, st := range order {
-		k, e := stages[st].Counts()
-		kills = append(kills, fmt.Sprintf("%s %d", st, k))
-		exits = append(exits, fmt.Sprintf("%s %d", st, e))
+	for _, name := range order {
+		k, e := stages[name].Counts()
+		kills = append(kills, fmt.Sprintf("%s %d", name, k))
+		exits = append(exits, fmt.Sprintf("%s %d", name, e))
 	}
-	for _, st := range order {
-		data, _ := os.ReadFile(filepath.Join(logDir, st+".log"))
-		if bytes.Contains(data, []byte("panic:")) {
-			t.Errorf("auditline %s panicked (see %s)", st, filepath.Join(logDir, st+".log"))
-		}
+	// (A panic in any log fails the test when the stack is cleaned up.)
+	for _, name := range order {
+		data := stages[name].Log()
 		// Secrets never reach the logs, not even in the errors of outages.
-		for what, secret := range map[string]string{"ingest token": token, "S3 secret key": s3.SecretKey} {
+		for what, secret := range map[string]string{"ingest token": token, "S3 secret key": srv.S3.SecretKey} {
 			if secret != "" && bytes.Contains(data, []byte(secret)) {
-				t.Errorf("the %s appears in auditline %s's log", what, st)
+				t.Errorf("the %s appears in auditline %s's log", what, name)
 			}
 		}
 	}
@@ -399,7 +310,7 @@ archive:
 	}
 	if verifyErr == nil {
 		worm(t, b, arch.Lay, func() (string, error) {
-			return run("verify", "--config", cfgPath, "--key", keyFile+".pub", "--retention-mode", "COMPLIANCE")
+			return run("verify", "--config", cfgPath, "--key", st.PublicKey(), "--retention-mode", "COMPLIANCE")
 		})
 	}
 }
@@ -474,7 +385,7 @@ func worm(t *testing.T, b *bucket.Bucket, lay layout.Layout, verifyRun func() (s
 	if !detected {
 		t.Errorf("verify did not name the tampered %s: %v\n%s", targets[0], err, out)
 	}
-	pipeline.Say("fault: WORM on the full run: %d of %d delete/overwrite/shorten attempts on a sealed batch, manifest and checkpoint refused by MinIO; verify still OK; a forged newer version of %s detected by verify: %v",
+	stacktest.Say("fault: WORM on the full run: %d of %d delete/overwrite/shorten attempts on a sealed batch, manifest and checkpoint refused by MinIO; verify still OK; a forged newer version of %s detected by verify: %v",
 		refused, 4*len(targets), targets[0], detected)
 	if f := os.Getenv("AUDITLINE_FAULT_SUMMARY"); f != "" {
 		if fh, err := os.OpenFile(f, os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
@@ -505,24 +416,6 @@ func lastLines(s string, n int) string {
 		ls = ls[len(ls)-n:]
 	}
 	return strings.Join(ls, "\n")
-}
-
-func waitReady(t *testing.T, base string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ingest not ready at %s within %s: %v", base, within, err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
 }
 
 var loadgenLine = regexp.MustCompile(`payloads: sent (\d+), accepted (\d+), refused (\d+)`)

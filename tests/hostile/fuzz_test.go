@@ -51,12 +51,12 @@ func FuzzArchiveRow(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, value []byte) {
-		r := batch.NewRow(7, time.Unix(1_800_000_000, 0), value)
+		r := batch.NewRow("auditline.decisions", 0, 7, time.Unix(1_800_000_000, 0), value)
 		if (r.Decision == nil) == (r.Error == "") {
 			t.Fatalf("row has decision %v and error %q", r.Decision != nil, r.Error)
 		}
 		data := encode(t, []batch.Row{r})
-		leaves, n, err := verify.CheckBatch(context.Background(), data, &manifest.Manifest{Count: 1, From: 7, To: 8,
+		leaves, n, err := verify.CheckBatch(context.Background(), data, &manifest.Manifest{Count: 1, From: 7, To: 8, Topic: "auditline.decisions", LeafRule: merkletree.LeafRuleV2,
 			MerkleRoot: hexRoot(t, batch.Leaves([]batch.Row{r})), MinTime: r.Timestamp, MaxTime: r.Timestamp})
 		if err != nil || n != 1 || !bytes.Equal(leaves[0], r.Leaf[:]) {
 			t.Fatalf("a sealed row does not verify: %v", err)

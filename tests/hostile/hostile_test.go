@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,6 +36,7 @@ import (
 	"github.com/auditline/auditline/ingest/auth"
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/internal/stacktest"
 )
 
 const (
@@ -94,11 +94,6 @@ type answer struct {
 	}
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
 func loadCorpus(t *testing.T) []tcase {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "corpus.json"))
@@ -127,7 +122,7 @@ func buildBody(t *testing.T, ps []part) []byte {
 	for _, p := range ps {
 		switch {
 		case p.Example != "":
-			data, err := os.ReadFile(filepath.Join(repoRoot(), "ingest", "testdata", p.Example))
+			data, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(), "ingest", "testdata", p.Example))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,11 +206,11 @@ func startIngest(t *testing.T) *server {
 	cfg.ReadTimeout = readTimeout
 	cfg.ProduceTimeout = 30 * time.Second // a busy shared broker must not turn a case into a 503
 	cfg.Auth.Tokens = []auth.Token{
-		{Name: "all", SHA256: auth.Hash(tokAll), Scopes: auth.Scopes},
-		{Name: "oversight", SHA256: auth.Hash(tokDash), Scopes: []auth.Scope{auth.ScopeOversight}},
+		{Name: "all", SHA256: auth.Hash(tokAll), Scopes: auth.Scopes, Reviewer: auth.AnyReviewer},
+		{Name: "oversight", SHA256: auth.Hash(tokDash), Scopes: []auth.Scope{auth.ScopeOversight}, Reviewer: auth.AnyReviewer},
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := ingest.New(cfg, ingest.Settings{Registry: reg, Topics: topics, Kafka: kc})
+	srv, err := ingest.New(cfg, topic.Shared{Kafka: kc, Topics: topics}, ingest.Settings{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

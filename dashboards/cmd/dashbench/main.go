@@ -37,6 +37,7 @@ import (
 	"github.com/auditline/auditline/dashboards/oversight"
 	"github.com/auditline/auditline/dashboards/query"
 	"github.com/auditline/auditline/dashboards/seed"
+	"github.com/auditline/auditline/ingest/topic"
 )
 
 func main() {
@@ -115,8 +116,8 @@ func run() error {
 		return err
 	}
 	defer ch.Close()
-	srv, err := dashboards.New(cfg, dashboards.Settings{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()},
-		dashboards.Sources{NearMiss: ch, Records: ch, Record: ch, Sampling: ch, Events: nopPoster{}})
+	srv, err := dashboards.New(cfg, topic.Shared{}, dashboards.Settings{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(),
+		Sources: dashboards.Sources{NearMiss: ch, Records: ch, Record: ch, Sampling: ch, Events: nopPoster{}}})
 	if err != nil {
 		return err
 	}

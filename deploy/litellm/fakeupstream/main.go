@@ -17,6 +17,12 @@
 //	                             "delay_ms": 0, "reset": false}: the next N matching
 //	                            requests fail with that status ("model" empty = any)
 //	GET  /control               current state and per-model request counters
+//	GET  /control/calls?tag=T   every call whose messages hold "route-tag:T", in
+//	                            arrival order: {"calls": [{"seq", "tag", "model",
+//	                            "status", "stream", "start", "end", "abandoned"}]}
+//	                            (abandoned: the client went away during delay_ms,
+//	                            e.g. its timeout expired). The proxy's own log of a
+//	                            request's attempts can be compared with it exactly.
 //
 // Failure by model name: a model (body "model", or the Azure deployment name in the
 // path) containing "fail-<status>" (fail-429, fail-500, fail-503, ...) always fails
@@ -62,6 +68,32 @@ type server struct {
 	failFor  string // model filter for failNext; "" = any
 	delay    time.Duration
 	counts   map[string]int // "<model> <status>" -> requests
+	calls    []call         // the last maxCalls calls, oldest first
+	callSeq  int
+}
+
+// call is one upstream call as this server saw it.
+type call struct {
+	Seq       int       `json:"seq"`
+	Tag       string    `json:"tag"`
+	Model     string    `json:"model"`
+	Status    int       `json:"status"`
+	Stream    bool      `json:"stream"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Abandoned bool      `json:"abandoned"`
+}
+
+const maxCalls = 10000
+
+var routeTag = regexp.MustCompile(`route-tag:([A-Za-z0-9._-]+)`)
+
+// tagOf returns the request tag a test put in the messages ("route-tag:T"), or "".
+func tagOf(prompt string) string {
+	if m := routeTag.FindStringSubmatch(prompt); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 type chatRequest struct {
@@ -125,6 +157,7 @@ func newHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/control", s.control)
+	mux.HandleFunc("GET /control/calls", s.callsFor)
 	mux.HandleFunc("/", s.route)
 	return mux
 }
@@ -193,15 +226,51 @@ func (s *server) failure(model string) int {
 	return 0
 }
 
-func (s *server) count(w http.ResponseWriter, model string, status int) {
+// count counts and logs a call, then waits delay_ms (or until the client
+// goes away, which the log records as abandoned).
+func (s *server) count(w http.ResponseWriter, r *http.Request, model string, status int, tag string, stream bool) {
 	w.Header().Set("X-Fakeupstream-Model", model)
 	s.mu.Lock()
 	s.counts[fmt.Sprintf("%s %d", model, status)]++
 	d := s.delay
+	s.callSeq++
+	c := call{Seq: s.callSeq, Tag: tag, Model: model, Status: status, Stream: stream, Start: time.Now().UTC()}
 	s.mu.Unlock()
 	if d > 0 {
-		time.Sleep(d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			c.Abandoned = true
+		}
 	}
+	c.End = time.Now().UTC()
+	s.mu.Lock()
+	if len(s.calls) >= maxCalls {
+		s.calls = append(s.calls[:0], s.calls[len(s.calls)-maxCalls+1:]...)
+	}
+	s.calls = append(s.calls, c)
+	s.mu.Unlock()
+}
+
+// callsFor answers GET /control/calls?tag=T.
+func (s *server) callsFor(w http.ResponseWriter, r *http.Request) {
+	tag := r.URL.Query().Get("tag")
+	if tag == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "tag", "tag is required")
+		return
+	}
+	s.mu.Lock()
+	out := []call{}
+	for _, c := range s.calls {
+		if c.Tag == tag {
+			out = append(out, c)
+		}
+	}
+	s.mu.Unlock()
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	writeJSON(w, http.StatusOK, map[string]any{"calls": out})
 }
 
 func (s *server) chat(w http.ResponseWriter, r *http.Request) {
@@ -216,15 +285,16 @@ func (s *server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	model := modelOf(r, req.Model)
+	prompt := promptText(req.Messages)
+	tag := tagOf(prompt)
 	if code := s.failure(model); code != 0 {
-		s.count(w, model, code)
+		s.count(w, r, model, code, tag, req.Stream)
 		failWith(w, code, model)
 		return
 	}
-	s.count(w, model, 200)
+	s.count(w, r, model, 200, tag, req.Stream)
 	setRateLimitHeaders(w)
 
-	prompt := promptText(req.Messages)
 	reply := replyFor(model, prompt)
 	if req.MaxTokens != nil && *req.MaxTokens > 0 {
 		words := strings.Fields(reply)
@@ -299,11 +369,11 @@ func (s *server) embeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	model := modelOf(r, req.Model)
 	if code := s.failure(model); code != 0 {
-		s.count(w, model, code)
+		s.count(w, r, model, code, "", false)
 		failWith(w, code, model)
 		return
 	}
-	s.count(w, model, 200)
+	s.count(w, r, model, 200, "", false)
 	setRateLimitHeaders(w)
 	var inputs []string
 	var one string
@@ -371,6 +441,7 @@ func (s *server) control(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		if c.Reset {
 			s.failNext, s.failFor, s.delay, s.counts = 0, "", 0, map[string]int{}
+			// the call log stays: tests read it by their own tags
 		}
 		if c.FailNext != nil {
 			s.failNext, s.failCode, s.failFor = *c.FailNext, c.Status, c.Model

@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func post(t *testing.T, srv *httptest.Server, path, body string) (*http.Response, map[string]any) {
@@ -115,5 +118,49 @@ func TestEmbeddings(t *testing.T) {
 	data := v["data"].([]any)
 	if len(data) != 2 || len(data[0].(map[string]any)["embedding"].([]any)) != 4 {
 		t.Fatalf("embeddings: %v", v)
+	}
+}
+
+// TestCallLog: calls are logged per request tag in arrival order, with the
+// status answered, and a client that gives up during delay_ms is recorded as
+// having abandoned the call.
+func TestCallLog(t *testing.T) {
+	srv := httptest.NewServer(newHandler())
+	defer srv.Close()
+	msg := `"messages":[{"role":"user","content":"hello route-tag:t-1"}]`
+	post(t, srv, "/control", `{"fail_next":1,"status":503}`)
+	post(t, srv, "/v1/chat/completions", `{"model":"a",`+msg+`}`)
+	post(t, srv, "/openai/deployments/b/chat/completions", `{"stream":true,`+msg+`}`)
+	post(t, srv, "/v1/chat/completions", `{"model":"c","messages":[{"role":"user","content":"other route-tag:t-2"}]}`)
+	post(t, srv, "/control", `{"delay_ms":5000}`)
+	hc := &http.Client{Timeout: 200 * time.Millisecond}
+	if _, err := hc.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"slow",`+msg+`}`)); err == nil {
+		t.Fatal("the slow call answered within the client's timeout")
+	}
+	post(t, srv, "/control", `{"reset":true}`)
+	var got struct{ Calls []call }
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(srv.URL + "/control/calls?tag=t-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if len(got.Calls) == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var short []string
+	for _, c := range got.Calls {
+		short = append(short, fmt.Sprintf("%s %d %v %v", c.Model, c.Status, c.Stream, c.Abandoned))
+	}
+	want := []string{"a 503 false false", "b 200 true false", "slow 200 false true"}
+	if !slices.Equal(short, want) {
+		t.Fatalf("calls %q, want %q", short, want)
+	}
+	if resp, err := http.Get(srv.URL + "/control/calls"); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("no tag: %v %v", resp, err)
 	}
 }

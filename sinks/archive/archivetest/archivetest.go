@@ -91,8 +91,18 @@ func nearMiss(pct float64) []string {
 	return nil
 }
 
-// Value returns the JSON of Decision(i), as enrich publishes it.
+// Value returns the JSON of Decision(i) as enrich publishes it: its RFC
+// 8785 canonical bytes.
 func Value(i int) []byte {
+	d := Decision(i)
+	b, _ := d.Canonical() // finite numbers only: cannot fail
+	return b
+}
+
+// LegacyValue returns the JSON of Decision(i) as enrich published it before
+// issue 17 (encoding/json, fields in declaration order): the same record, not
+// in canonical form.
+func LegacyValue(i int) []byte {
 	d := Decision(i)
 	b, _ := json.Marshal(&d) // a static type of strings, numbers and slices: cannot fail
 	return b

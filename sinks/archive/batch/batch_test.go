@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func golden(t *testing.T, name string, got []byte) {
 func rows(n int) []Row {
 	out := make([]Row, n)
 	for i := range out {
-		out[i] = NewRow(int64(100+i), time.UnixMilli(1763807445118+int64(i)), archivetest.Value(i))
+		out[i] = NewRow("auditline.decisions", 0, int64(100+i), time.UnixMilli(1763807445118+int64(i)), archivetest.Value(i))
 	}
 	return out
 }
@@ -96,7 +97,7 @@ func TestEveryFieldHasAColumn(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	rs := rows(2500)
-	rs = append(rs, NewRow(3000, time.UnixMilli(1763807449999), []byte(`{"record_id": 5}`)), NewRow(3001, time.UnixMilli(1763807449999), []byte("not json\x00")))
+	rs = append(rs, NewRow("auditline.decisions", 0, 3000, time.UnixMilli(1763807449999), []byte(`{"record_id": 5}`)), NewRow("auditline.decisions", 0, 3001, time.UnixMilli(1763807449999), []byte("not json\x00")))
 	data := encode(t, rs, Options{RowGroupBytes: 256 << 10})
 	f, err := Open(bytes.NewReader(data))
 	if err != nil {
@@ -134,8 +135,8 @@ func TestRoundTrip(t *testing.T) {
 		if offs[i] != r.Offset || !bytes.Equal(leaves[i], r.Leaf[:]) || !bytes.Equal(canon[i], r.Canonical) || errs[i] != r.Error {
 			t.Fatalf("row %d does not round-trip", i)
 		}
-		if l := merkletree.LeafHash(canon[i]); !bytes.Equal(l[:], leaves[i]) {
-			t.Fatalf("row %d: stored leaf is not SHA-256(0x00 ‖ canonical)", i)
+		if l := merkletree.LeafV2("auditline.decisions", 0, offs[i], int64(r.Timestamp), canon[i]); !bytes.Equal(l[:], leaves[i]) {
+			t.Fatalf("row %d: stored leaf is not the auditline.leaf/v2 leaf of its position and canonical bytes", i)
 		}
 		if r.Decision != nil && ids[i] != r.Decision.RecordID {
 			t.Fatalf("row %d: record_id column %q, want %q", i, ids[i], r.Decision.RecordID)
@@ -160,7 +161,7 @@ func TestCanonicalIsRecordCanonical(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := NewRow(int64(i), time.Now(), archivetest.Value(i))
+		r := NewRow("auditline.decisions", 0, int64(i), time.Now(), archivetest.Value(i))
 		if !bytes.Equal(r.Canonical, want) {
 			t.Fatalf("record %d: canonical bytes differ from Decision.Canonical()", i)
 		}
@@ -220,7 +221,7 @@ func BenchmarkEncode(b *testing.B) {
 		for b.Loop() {
 			rs := make([]Row, n)
 			for i, v := range values {
-				rs[i] = NewRow(int64(i), time.UnixMilli(1), v)
+				rs[i] = NewRow("auditline.decisions", 0, int64(i), time.UnixMilli(1), v)
 			}
 			size = len(encode(b, rs, Options{}))
 		}
@@ -259,5 +260,107 @@ func TestMayContain(t *testing.T) {
 	}
 	if fp > 50 {
 		t.Fatalf("%d false positives in 1000, want about 10", fp)
+	}
+}
+
+// TestNewRowCanonicalValue: a value in canonical form (what enrich publishes)
+// is kept as it is; the same record published non-canonically (by an enrich
+// before issue 17) gets the same canonical bytes, leaf and columns.
+func TestNewRowCanonicalValue(t *testing.T) {
+	for i := range 20 {
+		v, legacy := archivetest.Value(i), archivetest.LegacyValue(i)
+		if bytes.Equal(v, legacy) {
+			t.Fatal("the legacy form is canonical already: the test proves nothing")
+		}
+		a := NewRow("auditline.decisions", 0, 1, time.UnixMilli(1), v)
+		b := NewRow("auditline.decisions", 0, 1, time.UnixMilli(1), legacy)
+		if a.Error != "" || b.Error != "" {
+			t.Fatalf("errors: %q, %q", a.Error, b.Error)
+		}
+		if &a.Canonical[0] != &v[0] {
+			t.Error("a canonical value was copied")
+		}
+		if !bytes.Equal(a.Canonical, v) || !bytes.Equal(b.Canonical, v) || a.Leaf != b.Leaf {
+			t.Fatalf("record %d: canonical bytes differ:\n%s\n%s", i, a.Canonical, b.Canonical)
+		}
+		if !reflect.DeepEqual(a.Decision, b.Decision) {
+			t.Fatalf("record %d: decoded records differ", i)
+		}
+	}
+	// A canonical JSON object that is not a decision record is archived with
+	// its error, as before.
+	r := NewRow("auditline.decisions", 0, 1, time.UnixMilli(1), []byte(`{"record_id":5}`))
+	if r.Error == "" || r.Decision != nil || string(r.Canonical) != `{"record_id":5}` {
+		t.Fatalf("got %+v", r)
+	}
+}
+
+// TestStreamBinaries: the column read a chunk at a time gives the values
+// VisitBinaries gives, in order, for chunk sizes around the row count; an
+// error from fn stops the read and is returned; a missing column is an
+// error.
+func TestStreamBinaries(t *testing.T) {
+	ctx := context.Background()
+	const n = 2500
+	data := encode(t, rows(n), Options{})
+	want := map[string][][]byte{}
+	{
+		f, err := Open(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, col := range []string{ColCanonical, ColLeaf} {
+			if want[col], err = f.Binaries(ctx, col); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.Close()
+	}
+	for _, col := range []string{ColCanonical, ColLeaf} {
+		for _, chunk := range []int64{1, 999, 1000, n, n + 1} {
+			f, err := Open(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := 0
+			err = f.StreamBinaries(ctx, col, chunk, func(i int, v []byte) error {
+				if i != next || !bytes.Equal(v, want[col][i]) {
+					return fmt.Errorf("value %d (want index %d) differs", i, next)
+				}
+				next++
+				return nil
+			})
+			if err != nil || next != n {
+				t.Errorf("%s, chunks of %d: %v after %d values", col, chunk, err, next)
+			}
+			f.Close()
+		}
+	}
+	f, err := Open(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// archive_canonical takes the page path (the loop above checked its
+	// values), archive_leaf (fixed-size) the Arrow one.
+	if ok, _ := f.visitPages(ColCanonical, func(int, []byte) error { return nil }); !ok {
+		t.Error("archive_canonical is not read page by page")
+	}
+	if ok, _ := f.visitPages(ColLeaf, func(int, []byte) error { return nil }); ok {
+		t.Error("archive_leaf read as BYTE_ARRAY pages")
+	}
+	stop := fmt.Errorf("stop")
+	seen := 0
+	if err := f.StreamBinaries(ctx, ColCanonical, 100, func(i int, v []byte) error {
+		seen++
+		if i == 150 {
+			return stop
+		}
+		return nil
+	}); err != stop || seen != 151 {
+		t.Errorf("fn's error: got %v after %d values, want stop after 151", err, seen)
+	}
+	if err := f.StreamBinaries(ctx, "no_such_column", 100, func(int, []byte) error { return nil }); err == nil {
+		t.Error("missing column: no error")
 	}
 }

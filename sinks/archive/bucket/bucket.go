@@ -19,10 +19,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -38,6 +41,7 @@ type Config struct {
 	AccessKey string
 	SecretKey string
 	Bucket    string
+	CAFile    string // PEM roots for the server's certificate (https); empty: the system roots
 }
 
 // Mode is an Object Lock retention mode.
@@ -86,11 +90,19 @@ type Bucket struct {
 
 // New connects to the bucket (no request is made).
 func New(cfg Config) (*Bucket, error) {
-	cl, err := minio.New(cfg.Endpoint, &minio.Options{
+	opts := &minio.Options{
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: cfg.Secure,
 		Region: cfg.Region,
-	})
+	}
+	if cfg.CAFile != "" {
+		tr, err := caTransport(cfg.CAFile, cfg.Secure)
+		if err != nil {
+			return nil, err
+		}
+		opts.Transport = tr
+	}
+	cl, err := minio.New(cfg.Endpoint, opts)
 	if err != nil {
 		return nil, fmt.Errorf("s3 client: %w", err)
 	}
@@ -334,4 +346,26 @@ func (b *Bucket) Last(ctx context.Context, prefix string, digits int) (string, e
 	last := ""
 	err = b.List(ctx, prefix, bound(lo), func(in Info) error { last = in.Key; return nil })
 	return last, err
+}
+
+// caTransport is minio-go's default transport trusting only the roots in
+// caFile (a private CA).
+func caTransport(caFile string, secure bool) (*http.Transport, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("s3 ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("s3 ca_file: %s holds no PEM certificate", caFile)
+	}
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3 transport: %w", err)
+	}
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	tr.TLSClientConfig.RootCAs = pool
+	return tr, nil
 }

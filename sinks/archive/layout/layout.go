@@ -9,6 +9,8 @@
 //	<prefix>manifests/p<partition>/<from>.manifest     signed manifest of the batch starting at from
 //	<prefix>checkpoints/<seq>.checkpoint          signed checkpoint over every partition head
 //	<prefix>checkpoints/<seq>.tsr                 its RFC 3161 time-stamp token (optional)
+//	<prefix>cosignatures/<seq>.<key hash>.note    checkpoint seq's C2SP tlog-checkpoint note cosigned by one
+//	                                              witness (key hash: 8 hex digits, the witness key's note key hash)
 //
 // Partitions are 10 digits (any int32), offsets and sequence numbers 20 (any
 // int64/uint64). Offset ranges are half-open: a batch covers [from, to), and
@@ -49,6 +51,7 @@ const (
 	manifestSuffix   = ".manifest"
 	checkpointSuffix = ".checkpoint"
 	timestampSuffix  = ".tsr"
+	cosigSuffix      = ".note"
 )
 
 func pad(n int64, digits int) string {
@@ -114,6 +117,34 @@ func (l Layout) Checkpoint(seq uint64) string {
 // Timestamp is the key of checkpoint seq's RFC 3161 token.
 func (l Layout) Timestamp(seq uint64) string {
 	return l.CheckpointsPrefix() + padU(seq) + timestampSuffix
+}
+
+// CosignaturesPrefix is the prefix of the witnesses' cosignatures.
+func (l Layout) CosignaturesPrefix() string { return l.Prefix + "cosignatures/" }
+
+// Cosignature is the key of checkpoint seq's note cosigned by the witness
+// whose note key hash is keyHash.
+func (l Layout) Cosignature(seq uint64, keyHash uint32) string {
+	return fmt.Sprintf("%s%s.%08x%s", l.CosignaturesPrefix(), padU(seq), keyHash, cosigSuffix)
+}
+
+// ParseCosignature returns the checkpoint seq and witness key hash of a
+// cosignature key.
+func (l Layout) ParseCosignature(key string) (seq uint64, keyHash uint32, err error) {
+	name, ok := strings.CutPrefix(key, l.CosignaturesPrefix())
+	rest, ok2 := strings.CutSuffix(name, cosigSuffix)
+	num, hash, ok3 := strings.Cut(rest, ".")
+	if !ok || !ok2 || !ok3 || len(num) != offsetDigits || len(hash) != 8 {
+		return 0, 0, fmt.Errorf("cosignature key %q: want %s<%d digits>.<8 hex digits>%s", key, l.CosignaturesPrefix(), offsetDigits, cosigSuffix)
+	}
+	if seq, err = strconv.ParseUint(num, 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("cosignature key %q: %w", key, err)
+	}
+	h, err := strconv.ParseUint(hash, 16, 32)
+	if err != nil || fmt.Sprintf("%08x", h) != hash {
+		return 0, 0, fmt.Errorf("cosignature key %q: bad key hash", key)
+	}
+	return seq, uint32(h), nil
 }
 
 func padU(n uint64) string {

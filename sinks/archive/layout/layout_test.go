@@ -33,6 +33,14 @@ func TestParseRoundTrip(t *testing.T) {
 			t.Errorf("ParseBatch(%v) = %d %d %d %v", tc, p, from, to, err)
 		}
 	}
+	if seq, h, err := l.ParseCosignature(l.Cosignature(42, 0x0badcafe)); err != nil || seq != 42 || h != 0x0badcafe {
+		t.Errorf("ParseCosignature = %d %x %v", seq, h, err)
+	}
+	for _, bad := range []string{l.CosignaturesPrefix() + "42.0badcafe.note", l.Cosignature(1, 2) + "x", l.CosignaturesPrefix() + "00000000000000000042.0BADCAFE.note"} {
+		if _, _, err := l.ParseCosignature(bad); err == nil {
+			t.Errorf("ParseCosignature(%q) accepted", bad)
+		}
+	}
 	seq, err := l.ParseCheckpoint(l.Checkpoint(42))
 	if err != nil || seq != 42 {
 		t.Errorf("ParseCheckpoint = %d %v", seq, err)

@@ -32,22 +32,41 @@ package manifest
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sort"
+	"strings"
 
 	"github.com/gowebpki/jcs"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/sinks/archive/merkletree"
+	"github.com/auditline/auditline/sinks/archive/tlog"
 )
 
-// Statement types (the "type" member).
+// Statement types (the "type" member). The archiver writes the newest; Open
+// accepts every version, each checked under its own rules, so an archive
+// sealed before an upgrade keeps verifying.
 const (
-	ManifestType   = "auditline.archive.manifest/v1"
-	CheckpointType = "auditline.archive.checkpoint/v1"
+	// ManifestTypeV1: leaves are auditline.leaf/v1 (the record bytes only);
+	// no leaf_rule member.
+	ManifestTypeV1 = "auditline.archive.manifest/v1"
+	// ManifestType (v2): leaf_rule names the leaf rule, auditline.leaf/v2
+	// (the leaf binds topic, partition, offset and timestamp).
+	ManifestType = "auditline.archive.manifest/v2"
+
+	// CheckpointTypeV1 commits to the partition heads only.
+	CheckpointTypeV1 = "auditline.archive.checkpoint/v1"
+	// CheckpointType (v2) also commits to the archive's global log: log_size,
+	// log_root and log_frontier (package tlog), the same state the
+	// checkpoint's C2SP tlog-checkpoint note states for witnesses.
+	CheckpointType = "auditline.archive.checkpoint/v2"
 )
 
 // Manifest describes one sealed batch.
@@ -78,6 +97,17 @@ type Manifest struct {
 	SchemaVersion int         `json:"schema_version"` // record.SchemaVersion of the Parquet columns
 	KeyID         string      `json:"key_id"`         // the signing key (see package keys)
 	SealedAt      record.Time `json:"sealed_at"`      // when the archiver signed it
+	// LeafRule is how each record's leaf hash is computed (merkletree):
+	// auditline.leaf/v2 in a v2 manifest; absent in v1 (auditline.leaf/v1).
+	LeafRule string `json:"leaf_rule,omitempty"`
+}
+
+// Rule returns the manifest's leaf rule (v1 when the member is absent).
+func (m *Manifest) Rule() string {
+	if m.LeafRule == "" {
+		return merkletree.LeafRuleV1
+	}
+	return m.LeafRule
 }
 
 // Head is one partition's latest manifest as a checkpoint saw it.
@@ -100,6 +130,64 @@ type Checkpoint struct {
 	PrevSHA256 string `json:"prev_checkpoint_sha256"`
 	KeyID      string `json:"key_id"`
 	Heads      []Head `json:"heads"` // sorted by partition, one per partition
+
+	// The global log (v2 only; absent in v1). Every batch's leaves are
+	// appended to one RFC 6962 tree in log order (package tlog): checkpoint
+	// by checkpoint, the batches between the previous v2 checkpoint's heads
+	// and these heads, partition by partition in ascending order, each
+	// partition's batches by seq. LogSize is the number of leaves, LogRoot
+	// its root (hex), LogFrontier the hex roots of the perfect subtrees that
+	// make up [0, LogSize) from left to right (its compact range), from which
+	// the next checkpoint and consistency proofs continue.
+	LogSize     uint64   `json:"log_size,omitempty"`
+	LogRoot     string   `json:"log_root,omitempty"`
+	LogFrontier []string `json:"log_frontier,omitempty"`
+	// LogSignature is the signing key's C2SP signed-note signature (the
+	// base64 of key hash ‖ Ed25519 signature) over the C2SP tlog-checkpoint
+	// text "<origin>\n<log_size>\n<base64 log_root>\n": with it, LogNote
+	// rebuilds the checkpoint note that witnesses cosign, and that an auditor
+	// keeps to run `auditline verify --since` later.
+	LogSignature string `json:"log_signature,omitempty"`
+}
+
+// LogCheckpoint returns the global log state of a v2 checkpoint.
+func (c *Checkpoint) LogCheckpoint() (tlog.Checkpoint, error) {
+	root, err := hex.DecodeString(c.LogRoot)
+	if c.Type != CheckpointType || err != nil || len(root) != tlog.HashSize {
+		return tlog.Checkpoint{}, malformed("checkpoint %d has no global log state", c.Seq)
+	}
+	return tlog.Checkpoint{Origin: c.Origin, Size: c.LogSize, Root: root}, nil
+}
+
+// SignLog sets LogSignature: s signs the C2SP tlog-checkpoint of the log
+// state. s must be the key that signs the checkpoint itself, named Origin.
+func (c *Checkpoint) SignLog(s note.Signer) error {
+	lc, err := c.LogCheckpoint()
+	if err != nil {
+		return err
+	}
+	if s.Name() != c.Origin {
+		return fmt.Errorf("sign log checkpoint: key name %q is not the origin %q", s.Name(), c.Origin)
+	}
+	msg, err := lc.Sign(s)
+	if err != nil {
+		return fmt.Errorf("sign log checkpoint: %w", err)
+	}
+	// The note ends with the one signature line "— <name> <base64>\n".
+	lines := strings.Split(strings.TrimSuffix(string(msg), "\n"), "\n")
+	c.LogSignature = lines[len(lines)-1][len("— "+c.Origin+" "):]
+	return nil
+}
+
+// LogNote returns the C2SP tlog-checkpoint note of a v2 checkpoint, signed
+// by the archive (LogSignature). Witness cosignatures are added by appending
+// their signature lines.
+func (c *Checkpoint) LogNote() ([]byte, error) {
+	lc, err := c.LogCheckpoint()
+	if err != nil {
+		return nil, err
+	}
+	return []byte(lc.Text() + "\n— " + c.Origin + " " + c.LogSignature + "\n"), nil
 }
 
 // Error is a malformed or unverifiable statement. Callers that report
@@ -212,8 +300,12 @@ func Open(msg []byte, known note.Verifiers) (*Manifest, *note.Note, error) {
 // Check reports the first inconsistency within m.
 func (m *Manifest) Check() error {
 	switch {
-	case m.Type != ManifestType:
-		return malformed("type %q, want %q", m.Type, ManifestType)
+	case m.Type != ManifestType && m.Type != ManifestTypeV1:
+		return malformed("type %q, want %q (or %q)", m.Type, ManifestType, ManifestTypeV1)
+	case m.Type == ManifestTypeV1 && m.LeafRule != "":
+		return malformed("a v1 manifest has no leaf_rule")
+	case m.Type == ManifestType && m.LeafRule != merkletree.LeafRuleV2:
+		return malformed("leaf_rule %q, want %q", m.LeafRule, merkletree.LeafRuleV2)
 	case m.Origin == "":
 		return malformed("origin is empty")
 	case m.Partition < 0:
@@ -270,8 +362,18 @@ func OpenCheckpoint(msg []byte, known note.Verifiers) (*Checkpoint, *note.Note, 
 // Check reports the first inconsistency within c.
 func (c *Checkpoint) Check() error {
 	switch {
-	case c.Type != CheckpointType:
-		return malformed("type %q, want %q", c.Type, CheckpointType)
+	case c.Type != CheckpointType && c.Type != CheckpointTypeV1:
+		return malformed("type %q, want %q (or %q)", c.Type, CheckpointType, CheckpointTypeV1)
+	case c.Type == CheckpointTypeV1 && (c.LogSize != 0 || c.LogRoot != "" || c.LogFrontier != nil):
+		return malformed("a v1 checkpoint has no log_size, log_root or log_frontier")
+	case c.Type == CheckpointType && (c.LogSize == 0 || !isHash(c.LogRoot)):
+		return malformed("log_size %d and log_root %q: want a non-empty log and a 64-hex-digit root", c.LogSize, c.LogRoot)
+	case c.Type == CheckpointType && len(c.LogFrontier) != bits.OnesCount64(c.LogSize):
+		return malformed("log_frontier has %d hashes, a log of %d leaves has %d", len(c.LogFrontier), c.LogSize, bits.OnesCount64(c.LogSize))
+	case c.Type == CheckpointType && !isSignature(c.LogSignature):
+		return malformed("log_signature %q is not the base64 of a note key hash and an Ed25519 signature", c.LogSignature)
+	case c.Type == CheckpointTypeV1 && c.LogSignature != "":
+		return malformed("a v1 checkpoint has no log_signature")
 	case c.Origin == "":
 		return malformed("origin is empty")
 	case c.Seq == 0 && c.PrevSHA256 != "":
@@ -284,6 +386,11 @@ func (c *Checkpoint) Check() error {
 	if !sort.SliceIsSorted(c.Heads, func(i, j int) bool { return c.Heads[i].Partition < c.Heads[j].Partition }) {
 		return malformed("heads are not sorted by partition")
 	}
+	for i, h := range c.LogFrontier {
+		if !isHash(h) {
+			return malformed("log_frontier[%d] %q is not 64 hex digits", i, h)
+		}
+	}
 	for i, h := range c.Heads {
 		if i > 0 && c.Heads[i-1].Partition == h.Partition {
 			return malformed("partition %d has two heads", h.Partition)
@@ -293,6 +400,11 @@ func (c *Checkpoint) Check() error {
 		}
 	}
 	return nil
+}
+
+func isSignature(s string) bool {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return err == nil && len(b) == 4+ed25519.SignatureSize && base64.StdEncoding.EncodeToString(b) == s
 }
 
 func isHash(s string) bool {
@@ -311,4 +423,56 @@ func lowerHex(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// Span is the batches of one partition that a v2 checkpoint appends to the
+// global log: the manifests with seq FromSeq..ToSeq (inclusive), ending with
+// Head.
+type Span struct {
+	Partition      int32
+	FromSeq, ToSeq uint64
+	Head           Head
+}
+
+// Appended returns, in log order (partitions ascending), the batches that a
+// v2 checkpoint with heads next appends after the previous v2 checkpoint with
+// heads prev (nil for the first v2 checkpoint: everything from seq 0). It
+// fails when a partition of prev has no head in next or its head moved
+// backwards: a log cannot lose batches.
+func Appended(prev, next []Head) ([]Span, error) {
+	old := make(map[int32]Head, len(prev))
+	for _, h := range prev {
+		old[h.Partition] = h
+	}
+	var out []Span
+	seen := 0
+	for _, h := range next {
+		o, ok := old[h.Partition]
+		switch {
+		case !ok:
+			out = append(out, Span{Partition: h.Partition, FromSeq: 0, ToSeq: h.Seq, Head: h})
+		case h.Seq < o.Seq || h.To < o.To:
+			return nil, fmt.Errorf("partition %d: head moved backwards from seq %d (offset %d) to seq %d (offset %d)", h.Partition, o.Seq, o.To, h.Seq, h.To)
+		case h.Seq == o.Seq:
+			seen++
+			if h != o {
+				return nil, fmt.Errorf("partition %d: head seq %d names another manifest (%s, %s) than before (%s, %s)", h.Partition, h.Seq, h.Manifest, h.SHA256, o.Manifest, o.SHA256)
+			}
+		default:
+			seen++
+			out = append(out, Span{Partition: h.Partition, FromSeq: o.Seq + 1, ToSeq: h.Seq, Head: h})
+		}
+	}
+	if seen != len(prev) {
+		for _, o := range prev {
+			found := false
+			for _, h := range next {
+				found = found || h.Partition == o.Partition
+			}
+			if !found {
+				return nil, fmt.Errorf("partition %d: its head (seq %d, offset %d) is gone", o.Partition, o.Seq, o.To)
+			}
+		}
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/auditline/auditline/sinks/archive/keys"
+	"github.com/auditline/auditline/sinks/archive/merkletree"
+	"github.com/auditline/auditline/sinks/archive/tlog"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -37,18 +40,26 @@ func sampleManifest(s *keys.Signer) *Manifest {
 		MerkleRoot:    strings.Repeat("cd", 32),
 		PrevSHA256:    strings.Repeat("ef", 32),
 		SchemaVersion: 1, KeyID: s.KeyID(), SealedAt: 1763807506000,
+		LeafRule: merkletree.LeafRuleV2,
 	}
 }
 
 func sampleCheckpoint(s *keys.Signer) *Checkpoint {
-	return &Checkpoint{
+	c := &Checkpoint{
 		Type: CheckpointType, Origin: "auditline.example/archive", Seq: 7, Time: 1763807510000,
 		PrevSHA256: strings.Repeat("01", 32), KeyID: s.KeyID(),
 		Heads: []Head{
 			{Partition: 0, Seq: 4, To: 5000, Manifest: "manifests/p0000000000/00000000000000004000.manifest", SHA256: strings.Repeat("02", 32)},
 			{Partition: 3, Seq: 1, To: 2000, Manifest: "manifests/p0000000003/00000000000000001000.manifest", SHA256: strings.Repeat("03", 32)},
 		},
+		LogSize: 5998, LogRoot: strings.Repeat("04", 32),
+		LogFrontier: []string{strings.Repeat("05", 32), strings.Repeat("06", 32), strings.Repeat("07", 32), strings.Repeat("08", 32),
+			strings.Repeat("09", 32), strings.Repeat("0a", 32), strings.Repeat("0b", 32), strings.Repeat("0c", 32), strings.Repeat("0d", 32)},
 	}
+	if err := c.SignLog(s); err != nil {
+		panic(err)
+	}
+	return c
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -77,11 +88,46 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "manifest.golden", m)
-	c, err := sampleCheckpoint(s).Sign(s)
+	cp := sampleCheckpoint(s)
+	c, err := cp.Sign(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "checkpoint.golden", c)
+	ln, err := cp.LogNote()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "checkpoint-log.golden", ln)
+	// The rebuilt note is a C2SP checkpoint signed by the archive key.
+	lc, n, err := tlog.Open(ln, keys.NewRing(s.Public()))
+	if err != nil || lc.Size != cp.LogSize || len(n.Sigs) != 1 {
+		t.Fatalf("tlog.Open(LogNote) = %+v, %v", lc, err)
+	}
+}
+
+// TestV1StillOpens opens the v1 statements written before leaves bound their
+// position and checkpoints carried the global log: an archive sealed then
+// must keep verifying under its own rules.
+func TestV1StillOpens(t *testing.T) {
+	s := testSigner(t)
+	ring := keys.NewRing(s.Public())
+	mb, err := os.ReadFile("testdata/manifest-v1.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := Open(mb, ring)
+	if err != nil || m.Type != ManifestTypeV1 || m.Rule() != merkletree.LeafRuleV1 {
+		t.Fatalf("v1 manifest: %+v, %v", m, err)
+	}
+	cb, err := os.ReadFile("testdata/checkpoint-v1.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := OpenCheckpoint(cb, ring)
+	if err != nil || c.Type != CheckpointTypeV1 || c.LogSize != 0 {
+		t.Fatalf("v1 checkpoint: %+v, %v", c, err)
+	}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -157,6 +203,9 @@ func TestRejects(t *testing.T) {
 		{"upper-case hex", resign(func(m *Manifest) { m.ObjectSHA256 = strings.Repeat("AB", 32) }), false},
 		{"seq 0 with prev", resign(func(m *Manifest) { m.Seq = 0 }), false},
 		{"seq 1 without prev", resign(func(m *Manifest) { m.PrevSHA256 = "" }), false},
+		{"v2 without leaf_rule", resign(func(m *Manifest) { m.LeafRule = "" }), false},
+		{"unknown leaf_rule", resign(func(m *Manifest) { m.LeafRule = "auditline.leaf/v9" }), false},
+		{"v1 with a leaf_rule", resign(func(m *Manifest) { m.Type = ManifestTypeV1 }), false},
 	} {
 		_, _, err := Open(tc.msg, ring)
 		if err == nil {
@@ -195,6 +244,12 @@ func TestCheckpointRejects(t *testing.T) {
 		{"duplicate partition", func(c *Checkpoint) { c.Heads[1].Partition = 0 }},
 		{"bad head hash", func(c *Checkpoint) { c.Heads[0].SHA256 = "x" }},
 		{"seq 0 with prev", func(c *Checkpoint) { c.Seq = 0 }},
+		{"v2 without a log", func(c *Checkpoint) { c.LogSize, c.LogRoot, c.LogFrontier = 0, "", nil }},
+		{"frontier too short", func(c *Checkpoint) { c.LogFrontier = c.LogFrontier[1:] }},
+		{"frontier not hex", func(c *Checkpoint) { c.LogFrontier[2] = "xyz" }},
+		{"v1 with a log", func(c *Checkpoint) { c.Type = CheckpointTypeV1 }},
+		{"v2 without log_signature", func(c *Checkpoint) { c.LogSignature = "" }},
+		{"log_signature too short", func(c *Checkpoint) { c.LogSignature = "AAAA" }},
 	} {
 		c := sampleCheckpoint(s)
 		tc.mut(c)
@@ -240,4 +295,27 @@ func FuzzOpenCheckpoint(f *testing.F) {
 			t.Fatalf("opened a non-canonical checkpoint: %q", n.Text)
 		}
 	})
+}
+
+func TestAppended(t *testing.T) {
+	h := func(p int32, seq uint64, to int64) Head {
+		return Head{Partition: p, Seq: seq, To: to, Manifest: fmt.Sprintf("m/%d/%d", p, seq), SHA256: strings.Repeat("0", 63) + fmt.Sprint(seq%10)}
+	}
+	got, err := Appended(nil, []Head{h(0, 2, 30), h(3, 0, 5)})
+	if err != nil || len(got) != 2 || got[0].FromSeq != 0 || got[0].ToSeq != 2 || got[1].Partition != 3 {
+		t.Fatalf("first = %+v, %v", got, err)
+	}
+	got, err = Appended([]Head{h(0, 2, 30), h(3, 0, 5)}, []Head{h(0, 2, 30), h(1, 0, 9), h(3, 4, 50)})
+	if err != nil || len(got) != 2 || got[0].Partition != 1 || got[1].FromSeq != 1 || got[1].ToSeq != 4 {
+		t.Fatalf("next = %+v, %v", got, err)
+	}
+	for name, next := range map[string][]Head{
+		"backwards":      {h(0, 1, 20), h(3, 0, 5)},
+		"partition gone": {h(0, 2, 30)},
+		"head replaced":  {{Partition: 0, Seq: 2, To: 30, Manifest: "other", SHA256: strings.Repeat("0", 64)}, h(3, 0, 5)},
+	} {
+		if _, err := Appended([]Head{h(0, 2, 30), h(3, 0, 5)}, next); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
 }

@@ -1,8 +1,24 @@
 // Package merkletree computes the RFC 6962 (§2.1) / RFC 9162 (§2.1) Merkle tree
 // of one archive batch: leaf hashes, the root, and inclusion proofs.
 //
-//	leaf = SHA-256(0x00 ‖ canonical record bytes)
+//	leaf = SHA-256(0x00 ‖ leaf input)        (the leaf rule names the input)
 //	node = SHA-256(0x01 ‖ left ‖ right)
+//
+// Leaf rules (a manifest names the rule of its batch in "leaf_rule"; a v1
+// manifest has no such member and means auditline.leaf/v1):
+//
+//	auditline.leaf/v1  input = record                        (batches sealed before leaves bound their position)
+//	auditline.leaf/v2  input = "auditline.leaf/v2\n" ‖ topic ‖ "\n" ‖ partition ‖ "\n" ‖
+//	                           offset ‖ "\n" ‖ timestamp ‖ "\n" ‖ record
+//
+// where record is the archive_canonical bytes, partition, offset and
+// timestamp (the Kafka timestamp in Unix milliseconds) are ASCII decimal
+// without leading zeros, and topic is the Kafka topic name (which cannot hold
+// a newline, so the input splits unambiguously). A v2 leaf binds the record to
+// its place in the log: the same record bytes sealed at another offset, in
+// another partition or with another publish time hash to another leaf, so a
+// copied record cannot pass for the original. LeafV2 is the only code that
+// builds a v2 leaf input.
 //
 // The tree over n leaves splits at the largest power of two below n; odd nodes
 // are never duplicated (unlike Bitcoin's tree, which makes a second-preimage
@@ -17,6 +33,7 @@ package merkletree
 import (
 	"crypto/sha256"
 	"fmt"
+	"strconv"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -35,6 +52,41 @@ func LeafHash(data []byte) [Size]byte {
 	var out [Size]byte
 	h.Sum(out[:0])
 	return out
+}
+
+// Leaf rules.
+const (
+	LeafRuleV1 = "auditline.leaf/v1"
+	LeafRuleV2 = "auditline.leaf/v2"
+)
+
+// LeafV2 returns the auditline.leaf/v2 hash of a record sealed at (topic,
+// partition, offset) with Kafka timestamp tsMillis (see the package doc).
+func LeafV2(topic string, partition int32, offset, tsMillis int64, record []byte) [Size]byte {
+	var hdr [96]byte
+	h := sha256.New()
+	h.Write(AppendLeafV2Header(hdr[:0], topic, partition, offset, tsMillis))
+	h.Write(record)
+	var out [Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// AppendLeafV2Header appends to b what an auditline.leaf/v2 hash covers
+// before the record's bytes: LeafV2 is SHA-256(header ‖ record). Callers
+// hashing many leaves reuse one buffer and one hash state with it.
+func AppendLeafV2Header(b []byte, topic string, partition int32, offset, tsMillis int64) []byte {
+	b = append(b, rfc6962.RFC6962LeafHashPrefix)
+	b = append(b, LeafRuleV2...)
+	b = append(b, '\n')
+	b = append(b, topic...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, int64(partition), 10)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, offset, 10)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, tsMillis, 10)
+	return append(b, '\n')
 }
 
 // Root returns the RFC 6962 root of the given leaf hashes (the SHA-256 of the
@@ -106,9 +158,6 @@ func (t *Tree) Size() uint64 { return uint64(len(t.levels[0])) }
 
 // Root returns the tree's root hash.
 func (t *Tree) Root() []byte { return t.root }
-
-// Leaf returns the hash of leaf i.
-func (t *Tree) Leaf(i uint64) []byte { return t.levels[0][i] }
 
 // Inclusion returns the audit path of leaf index (RFC 6962 §2.1.1, RFC 9162
 // §2.1.3.1), ordered from the leaf's sibling up to the root's child.

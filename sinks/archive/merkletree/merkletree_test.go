@@ -201,3 +201,27 @@ func BenchmarkTree(b *testing.B) {
 		b.ReportMetric(float64(len(leaves))*float64(b.N)/b.Elapsed().Seconds(), "leaves/s")
 	})
 }
+
+// TestLeafV2Vector pins the auditline.leaf/v2 rule. Reproduce with:
+//
+//	{ printf '\0auditline.leaf/v2\nauditline.decisions\n3\n1000\n1763807445118\n'; printf '%s' '{"record_id":"r1","version":1}'; } | sha256sum
+func TestLeafV2Vector(t *testing.T) {
+	rec := []byte(`{"record_id":"r1","version":1}`)
+	got := LeafV2("auditline.decisions", 3, 1000, 1763807445118, rec)
+	if want := "d28e12470b9522001214bf9e4b15f3b7498f040d348280cef1ab971418e8607d"; hex.EncodeToString(got[:]) != want {
+		t.Fatalf("LeafV2 = %x, want %s", got, want)
+	}
+	// Every position field is bound: changing any one changes the leaf.
+	for name, other := range map[string][Size]byte{
+		"topic":     LeafV2("auditline.decisionz", 3, 1000, 1763807445118, rec),
+		"partition": LeafV2("auditline.decisions", 4, 1000, 1763807445118, rec),
+		"offset":    LeafV2("auditline.decisions", 3, 1001, 1763807445118, rec),
+		"timestamp": LeafV2("auditline.decisions", 3, 1000, 1763807445119, rec),
+		"record":    LeafV2("auditline.decisions", 3, 1000, 1763807445118, append(rec, ' ')),
+		"v1 rule":   LeafHash(rec),
+	} {
+		if other == got {
+			t.Errorf("changing the %s does not change the leaf", name)
+		}
+	}
+}

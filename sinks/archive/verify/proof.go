@@ -18,27 +18,40 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/sinks/archive/batch"
 	"github.com/auditline/auditline/sinks/archive/bucket"
+	"github.com/auditline/auditline/sinks/archive/chain"
 	"github.com/auditline/auditline/sinks/archive/layout"
 	"github.com/auditline/auditline/sinks/archive/manifest"
 	"github.com/auditline/auditline/sinks/archive/merkletree"
 )
 
-// ProofFormat is the "format" of a Proof.
-const ProofFormat = "auditline.archive.inclusion-proof/v1"
+// Proof formats (the "format" member). v2 proves a record of a batch sealed
+// under leaf rule auditline.leaf/v2 and carries what that leaf binds (topic,
+// timestamp); v1 proves a record of a v1 batch.
+const (
+	ProofFormat   = "auditline.archive.inclusion-proof/v2"
+	ProofFormatV1 = "auditline.archive.inclusion-proof/v1"
+)
 
 // Proof is an RFC 6962 inclusion proof (RFC 9162 §2.1.3) of one record
 // version in its batch's tree, with the signed manifest that carries the root.
 // Hashes are lowercase hex. Any RFC 6962 library checks it with
 // (leaf_index, tree_size, leaf_hash, path, merkle_root); the leaf is
-// SHA-256(0x00 ‖ record), where record is the canonical JSON given here.
+// SHA-256(0x00 ‖ leaf input) under leaf_rule (package merkletree): for v2 the
+// input is "auditline.leaf/v2\n" ‖ topic ‖ "\n" ‖ partition ‖ "\n" ‖ offset ‖
+// "\n" ‖ timestamp ‖ "\n" ‖ record, for v1 the record alone, where record is
+// the canonical JSON given here.
 type Proof struct {
 	Format    string   `json:"format"`
 	RecordID  string   `json:"record_id"`
 	Version   uint32   `json:"version"`
+	Topic     string   `json:"topic,omitempty"` // v2
 	Partition int32    `json:"partition"`
 	Offset    int64    `json:"offset"`
+	Timestamp int64    `json:"timestamp,omitempty"` // v2: the Kafka timestamp, Unix ms
+	LeafRule  string   `json:"leaf_rule,omitempty"` // v2: auditline.leaf/v2
 	LeafIndex uint64   `json:"leaf_index"`
 	TreeSize  uint64   `json:"tree_size"`
 	LeafHash  string   `json:"leaf_hash"`
@@ -62,7 +75,7 @@ type Proof struct {
 type ProveOptions struct {
 	Bucket     *bucket.Bucket
 	Layout     layout.Layout
-	Keys       note.Verifiers // to open manifests; nil means the keys published in the bucket
+	Keys       note.Verifiers // to open manifests: required (see TrustedKeys), never implicitly the bucket's
 	From, To   time.Time      // narrow the search to batches overlapping [From, To)
 	Partitions []int32
 	Version    uint32 // 0 means the latest version
@@ -90,15 +103,7 @@ func Prove(ctx context.Context, recordID string, o ProveOptions) (*Proof, error)
 		o.Parallel = 2 * runtime.GOMAXPROCS(0)
 	}
 	if o.Keys == nil {
-		ring, err := LoadBucketKeys(ctx, o.Bucket, o.Layout)
-		if err != nil {
-			return nil, err
-		}
-		o.Keys = ring
-	}
-	want := map[int32]bool{}
-	for _, p := range o.Partitions {
-		want[p] = true
+		return nil, ErrNoKeys
 	}
 	type cand struct {
 		key  string
@@ -106,23 +111,19 @@ func Prove(ctx context.Context, recordID string, o ProveOptions) (*Proof, error)
 		m    *manifest.Manifest
 	}
 	var cands []cand
-	err := o.Bucket.List(ctx, o.Layout.ManifestsPrefix(), "", func(in bucket.Info) error {
-		p, _, err := o.Layout.ParseManifest(in.Key)
-		if err != nil || (len(want) > 0 && !want[p]) {
-			return nil
+	rd := chain.Reader{Bucket: o.Bucket, Layout: o.Layout, Keys: o.Keys, Parallel: o.Parallel}
+	err := rd.Each(ctx, o.Partitions, func(e chain.Entry) error {
+		if e.Data == nil {
+			return e.Err // the bucket cannot be read
 		}
-		data, _, err := o.Bucket.Get(ctx, in.Key)
-		if err != nil {
-			return err
-		}
-		m, _, err := manifest.Open(data, o.Keys)
-		if err != nil {
+		if e.M == nil {
 			return nil // verify reports it; a proof needs a manifest that opens
 		}
+		m := e.M
 		if (!o.From.IsZero() && m.MaxTime.Std().Before(o.From)) || (!o.To.IsZero() && !m.MinTime.Std().Before(o.To)) {
 			return nil
 		}
-		cands = append(cands, cand{in.Key, data, m})
+		cands = append(cands, cand{e.Key, e.Data, m})
 		return nil
 	})
 	if err != nil {
@@ -289,11 +290,15 @@ func buildProof(ctx context.Context, b *bucket.Bucket, h hit) (*Proof, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ProofFor(h.m, h.mkey, h.mdata, leaves, h.row, canon[h.row], offs[h.row], ids[h.row], h.version)
+	times, err := f.Times(ctx, batch.ColTimestamp)
+	if err != nil {
+		return nil, err
+	}
+	return ProofFor(h.m, h.mkey, h.mdata, leaves, h.row, canon[h.row], offs[h.row], times[h.row], ids[h.row], h.version)
 }
 
 // ProofFor builds the proof of leaf row of a batch whose leaves are given.
-func ProofFor(m *manifest.Manifest, manifestKey string, manifestData []byte, leaves [][]byte, row int, canonical []byte, offset int64, recordID string, version uint32) (*Proof, error) {
+func ProofFor(m *manifest.Manifest, manifestKey string, manifestData []byte, leaves [][]byte, row int, canonical []byte, offset int64, ts record.Time, recordID string, version uint32) (*Proof, error) {
 	tr, err := merkletree.New(leaves)
 	if err != nil {
 		return nil, err
@@ -307,6 +312,11 @@ func ProofFor(m *manifest.Manifest, manifestKey string, manifestData []byte, lea
 		LeafIndex: uint64(row), TreeSize: tr.Size(), LeafHash: hex.EncodeToString(leaves[row]),
 		Root: hex.EncodeToString(tr.Root()), Record: string(canonical),
 		ObjectKey: m.ObjectKey, ObjectSHA256: m.ObjectSHA256, ManifestKey: manifestKey, Manifest: string(manifestData), KeyID: m.KeyID,
+	}
+	if m.Rule() == merkletree.LeafRuleV1 {
+		p.Format = ProofFormatV1
+	} else {
+		p.Topic, p.Timestamp, p.LeafRule = m.Topic, int64(ts), m.Rule()
 	}
 	for _, h := range path {
 		p.Path = append(p.Path, hex.EncodeToString(h))
@@ -326,28 +336,41 @@ type ProofResult struct {
 // size, object and position are those of a manifest signed by a trusted key.
 // manifestData overrides p.Manifest (an evidence pack keeps manifests as
 // files); record overrides p.Record likewise.
-func VerifyProof(p *Proof, known note.Verifiers, manifestData, record []byte) (*ProofResult, error) {
-	if p.Format != ProofFormat {
-		return nil, fmt.Errorf("format %q, want %q", p.Format, ProofFormat)
+func VerifyProof(p *Proof, known note.Verifiers, manifestData, rec []byte) (*ProofResult, error) {
+	if p.Format != ProofFormat && p.Format != ProofFormatV1 {
+		return nil, fmt.Errorf("format %q, want %q (or %q)", p.Format, ProofFormat, ProofFormatV1)
 	}
 	if manifestData == nil {
 		manifestData = []byte(p.Manifest)
 	}
-	if record == nil {
-		record = []byte(p.Record)
+	if rec == nil {
+		rec = []byte(p.Record)
 	}
-	if len(record) == 0 {
+	if len(rec) == 0 {
 		return nil, errors.New("the proof carries no record bytes")
 	}
-	leaf := merkletree.LeafHash(record)
+	m, n, err := manifest.Open(manifestData, known)
+	if err != nil {
+		return nil, err
+	}
+	// The leaf rule comes from the signed manifest, not from the proof.
+	switch {
+	case m.Rule() == merkletree.LeafRuleV1 && p.Format != ProofFormatV1,
+		m.Rule() != merkletree.LeafRuleV1 && (p.Format != ProofFormat || p.LeafRule != m.Rule() || p.Topic != m.Topic):
+		return nil, fmt.Errorf("the proof (%s, leaf rule %q, topic %q) does not match its manifest (leaf rule %s, topic %s)", p.Format, p.LeafRule, p.Topic, m.Rule(), m.Topic)
+	}
+	leaf, err := LeafOf(m, p.Offset, record.Time(p.Timestamp), rec)
+	if err != nil {
+		return nil, err
+	}
 	if hex.EncodeToString(leaf[:]) != p.LeafHash {
-		return nil, fmt.Errorf("leaf hash: SHA-256(0x00 ‖ record) is %x, the proof says %s", leaf, p.LeafHash)
+		return nil, fmt.Errorf("leaf hash: the %s leaf of the record at offset %d is %x, the proof says %s", m.Rule(), p.Offset, leaf, p.LeafHash)
 	}
 	var id struct {
 		RecordID string `json:"record_id"`
 		Version  uint32 `json:"version"`
 	}
-	if err := json.Unmarshal(record, &id); err != nil {
+	if err := json.Unmarshal(rec, &id); err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
 	if id.RecordID != p.RecordID || id.Version != p.Version {
@@ -365,10 +388,6 @@ func VerifyProof(p *Proof, known note.Verifiers, manifestData, record []byte) (*
 	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, leaf[:], path, root); err != nil {
 		return nil, fmt.Errorf("inclusion: %w", err)
-	}
-	m, n, err := manifest.Open(manifestData, known)
-	if err != nil {
-		return nil, err
 	}
 	switch {
 	case m.MerkleRoot != p.Root:

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func newFixture(t testing.TB, n int) *fixture {
 	}
 	f := &fixture{signer: s, ring: keys.NewRing(s.Public())}
 	for i := range n {
-		f.rows = append(f.rows, batch.NewRow(int64(1000+2*i), time.UnixMilli(1763807445118+int64(i)), archivetest.Value(i)))
+		f.rows = append(f.rows, batch.NewRow("d", 1, int64(1000+2*i), time.UnixMilli(1763807445118+int64(i)), archivetest.Value(i)))
 	}
 	f.data, f.m = f.encode(t, f.rows)
 	f.mdata, err = f.m.Sign(s)
@@ -62,6 +63,7 @@ func (f *fixture) encode(t testing.TB, rows []batch.Row) ([]byte, *manifest.Mani
 		From: from, To: to, Count: int64(len(rows)), MinTime: minT, MaxTime: maxT,
 		ObjectKey: "batches/x.parquet", ObjectSize: int64(buf.Len()), ObjectSHA256: hex.EncodeToString(sum[:]),
 		MerkleRoot: hex.EncodeToString(root), SchemaVersion: 1, KeyID: f.signer.KeyID(), SealedAt: 1,
+		LeafRule: merkletree.LeafRuleV2,
 	}
 }
 
@@ -82,7 +84,7 @@ func TestCheckBatch(t *testing.T) {
 		}, CheckRecords},
 		{"record bytes and leaf changed", func(rows []batch.Row, _ *manifest.Manifest) []batch.Row {
 			rows[7].Canonical = append([]byte(nil), rows[8].Canonical...)
-			rows[7].Leaf = merkletree.LeafHash(rows[7].Canonical)
+			rows[7].Leaf = merkletree.LeafV2("d", 1, rows[7].Offset, int64(rows[7].Timestamp), rows[7].Canonical)
 			return rows
 		}, CheckRoot},
 		{"a record dropped", func(rows []batch.Row, _ *manifest.Manifest) []batch.Row { return append(rows[:5:5], rows[6:]...) }, CheckRecords},
@@ -113,7 +115,7 @@ func TestProofRoundTrip(t *testing.T) {
 	leaves := batch.Leaves(f.rows)
 	for _, i := range []int{0, 1, 17, 36} {
 		d := f.rows[i].Decision
-		p, err := ProofFor(f.m, "manifests/x.manifest", f.mdata, leaves, i, f.rows[i].Canonical, f.rows[i].Offset, d.RecordID, d.Version)
+		p, err := ProofFor(f.m, "manifests/x.manifest", f.mdata, leaves, i, f.rows[i].Canonical, f.rows[i].Offset, f.rows[i].Timestamp, d.RecordID, d.Version)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +146,7 @@ func TestProofRoundTrip(t *testing.T) {
 func FuzzDecodeProof(f *testing.F) {
 	fx := newFixture(f, 5)
 	d := fx.rows[2].Decision
-	p, _ := ProofFor(fx.m, "m", fx.mdata, batch.Leaves(fx.rows), 2, fx.rows[2].Canonical, fx.rows[2].Offset, d.RecordID, d.Version)
+	p, _ := ProofFor(fx.m, "m", fx.mdata, batch.Leaves(fx.rows), 2, fx.rows[2].Canonical, fx.rows[2].Offset, fx.rows[2].Timestamp, d.RecordID, d.Version)
 	good, _ := json.Marshal(p)
 	f.Add(good)
 	f.Add([]byte(`{}`))
@@ -161,4 +163,32 @@ func FuzzDecodeProof(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadSeqs: the completeness check's partial decoder reads exactly what
+// unmarshalling the whole record reads, on canonical records (it stops after
+// "evidence") and on records whose members are not sorted (read to the end).
+func TestReadSeqs(t *testing.T) {
+	cases := [][]byte{
+		[]byte(`{"a":[1,{"b":2}],"emitter":{"config_seq":7,"id":"e1"},"evidence":{"sources":[{"emitter":"e1","received_at":"2026-11-22T10:30:07.002Z","seq":3}]},"z":{"evidence":1}}`),
+		[]byte(`{"z":1,"evidence":{"sources":[{"emitter":"e2","seq":9}]},"emitter":{"id":"e2","config_seq":2}}`),
+		[]byte(`{"emitter":{"id":"e3"}}`),
+		[]byte(`{}`),
+	}
+	for i := range 50 {
+		cases = append(cases, archivetest.Value(i))
+	}
+	for i, rec := range cases {
+		var want sealedSeqs
+		wantOK := json.Unmarshal(rec, &want) == nil
+		got, ok := readSeqs(rec)
+		if ok != wantOK || !reflect.DeepEqual(got, want) {
+			t.Errorf("case %d: readSeqs = %+v, %v; json.Unmarshal = %+v, %v", i, got, ok, want, wantOK)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"emitter":1}`, `{"evidence":{"sources":{}}}`, `{"a":`} {
+		if _, ok := readSeqs([]byte(bad)); ok {
+			t.Errorf("readSeqs(%q) accepted", bad)
+		}
+	}
 }

@@ -1,0 +1,327 @@
+package record
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// The canonical encoder writes a Decision's RFC 8785 (JCS) bytes directly,
+// in one pass and without reflection per call: enrich encodes each record
+// once, publishes these bytes as the decisions topic's value, and the archive
+// hashes them as they are. Before, enrich marshalled with encoding/json and
+// the archive parsed and re-serialised every value (jsontext Canonicalize):
+// together a fifth of both stages' CPU (bench/PROFILE.md).
+//
+// It is compiled once from the Go type, like Fields, so a field added to
+// Decision is encoded without touching this file. Its output is, byte for
+// byte, jcs.Transform(json.Marshal(d)) — the bytes record v1 has always been
+// hashed as — which TestCanonicalMatchesJCS checks on the golden records and
+// on random ones (FuzzCanonical). The RFC 8785 rules it applies:
+//
+//   - object members sorted by their names' UTF-16 code units (§3.2.3);
+//   - numbers in the ECMAScript shortest round-trip form (§3.2.2.3): an
+//     integer beyond ±2^53 is written as the double it becomes, as any JCS
+//     implementation that parses it into a double does;
+//   - strings with only the escapes §3.2.2.2 requires (\", \\, \b, \f, \n,
+//     \r, \t and \u00xx for the other control characters); invalid UTF-8
+//     becomes U+FFFD per byte, as encoding/json writes it;
+//   - nil slices and pointers are null, an empty slice is [], a zero Time
+//     is null (Time.MarshalJSON).
+
+// AppendCanonical appends the RFC 8785 (JCS) bytes of d to b: the bytes the
+// archive hashes. It fails only for a NaN or infinite number, which JSON
+// cannot represent (fold never produces one).
+func (d *Decision) AppendCanonical(b []byte) ([]byte, error) {
+	canonOnce.Do(compileCanonical)
+	if canonErr != nil {
+		return nil, canonErr
+	}
+	e := canonEncoder{b: b}
+	canonDecision(&e, unsafe.Pointer(d))
+	if e.err != nil {
+		return nil, fmt.Errorf("canonicalise decision %s: %w", d.RecordID, e.err)
+	}
+	return e.b, nil
+}
+
+type canonEncoder struct {
+	b   []byte
+	err error
+}
+
+// encodeFn appends the value at p.
+type encodeFn func(e *canonEncoder, p unsafe.Pointer)
+
+var (
+	canonOnce      sync.Once
+	canonDecision  encodeFn
+	canonErr       error
+	errNotFinite   = errors.New("NaN or infinite number")
+	timeTypeCanon  = reflect.TypeFor[Time]()
+	floatPtrCanon  = reflect.TypeFor[*float64]()
+	stringsTypeCan = reflect.TypeFor[[]string]()
+)
+
+func compileCanonical() {
+	defer func() {
+		if r := recover(); r != nil {
+			canonErr = fmt.Errorf("record: canonical encoder: %v", r)
+		}
+	}()
+	canonDecision = compileType(reflect.TypeFor[Decision]())
+}
+
+// compileType returns the encoder of type t. It panics on a type the record
+// does not use (compileCanonical turns that into canonErr, and
+// TestCanonicalMatchesJCS fails).
+func compileType(t reflect.Type) encodeFn {
+	switch {
+	case t == timeTypeCanon:
+		return encodeTime
+	case t == floatPtrCanon:
+		return func(e *canonEncoder, p unsafe.Pointer) {
+			fp := *(**float64)(p)
+			if fp == nil {
+				e.b = append(e.b, "null"...)
+				return
+			}
+			e.float(*fp)
+		}
+	case t == stringsTypeCan:
+		return func(e *canonEncoder, p unsafe.Pointer) {
+			ss := *(*[]string)(p)
+			if ss == nil {
+				e.b = append(e.b, "null"...)
+				return
+			}
+			e.b = append(e.b, '[')
+			for i, s := range ss {
+				if i > 0 {
+					e.b = append(e.b, ',')
+				}
+				e.string(s)
+			}
+			e.b = append(e.b, ']')
+		}
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[interface{ MarshalJSON() ([]byte, error) }]()) {
+		panic(fmt.Sprintf("type %s has its own MarshalJSON: teach canonical.go its form", t))
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return func(e *canonEncoder, p unsafe.Pointer) { e.string(*(*string)(p)) }
+	case reflect.Bool:
+		return func(e *canonEncoder, p unsafe.Pointer) {
+			if *(*bool)(p) {
+				e.b = append(e.b, "true"...)
+			} else {
+				e.b = append(e.b, "false"...)
+			}
+		}
+	case reflect.Int32:
+		return func(e *canonEncoder, p unsafe.Pointer) { e.int(int64(*(*int32)(p))) }
+	case reflect.Int64:
+		return func(e *canonEncoder, p unsafe.Pointer) { e.int(*(*int64)(p)) }
+	case reflect.Int:
+		return func(e *canonEncoder, p unsafe.Pointer) { e.int(int64(*(*int)(p))) }
+	case reflect.Uint32:
+		return func(e *canonEncoder, p unsafe.Pointer) { e.int(int64(*(*uint32)(p))) }
+	case reflect.Float64:
+		return func(e *canonEncoder, p unsafe.Pointer) { e.float(*(*float64)(p)) }
+	case reflect.Slice:
+		elem := compileType(t.Elem())
+		size := t.Elem().Size()
+		return func(e *canonEncoder, p unsafe.Pointer) {
+			h := (*sliceHeader)(p)
+			if h.data == nil {
+				e.b = append(e.b, "null"...)
+				return
+			}
+			e.b = append(e.b, '[')
+			for i := range h.len {
+				if i > 0 {
+					e.b = append(e.b, ',')
+				}
+				elem(e, unsafe.Add(h.data, uintptr(i)*size))
+			}
+			e.b = append(e.b, ']')
+		}
+	case reflect.Struct:
+		return compileStruct(t)
+	}
+	panic(fmt.Sprintf("type %s (%s) is not supported", t, t.Kind()))
+}
+
+type sliceHeader struct {
+	data unsafe.Pointer
+	len  int
+	cap  int
+}
+
+type canonMember struct {
+	prefix []byte // `,"name":` (the comma is skipped for the first member)
+	off    uintptr
+	enc    encodeFn
+}
+
+func compileStruct(t reflect.Type) encodeFn {
+	var ms []canonMember
+	names := map[string]bool{}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag := sf.Tag.Get("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if tag == "-" || !sf.IsExported() {
+			continue
+		}
+		if sf.Anonymous || opts != "" {
+			panic(fmt.Sprintf("field %s.%s: embedded fields and json options are not supported", t, sf.Name))
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		if names[name] {
+			panic(fmt.Sprintf("field %s.%s: duplicate JSON name %q", t, sf.Name, name))
+		}
+		names[name] = true
+		var pre canonEncoder
+		pre.b = append(pre.b, ',')
+		pre.string(name)
+		pre.b = append(pre.b, ':')
+		ms = append(ms, canonMember{prefix: pre.b, off: sf.Offset, enc: compileType(sf.Type)})
+	}
+	slices.SortFunc(ms, func(a, b canonMember) int { return compareUTF16(memberName(a), memberName(b)) })
+	return func(e *canonEncoder, p unsafe.Pointer) {
+		e.b = append(e.b, '{')
+		for i, m := range ms {
+			if i == 0 {
+				e.b = append(e.b, m.prefix[1:]...)
+			} else {
+				e.b = append(e.b, m.prefix...)
+			}
+			m.enc(e, unsafe.Add(p, m.off))
+		}
+		e.b = append(e.b, '}')
+	}
+}
+
+// memberName is the member's name as written (between the quotes).
+func memberName(m canonMember) string {
+	return string(m.prefix[2 : len(m.prefix)-2])
+}
+
+// compareUTF16 orders strings by their UTF-16 code units (RFC 8785 §3.2.3).
+func compareUTF16(a, b string) int {
+	ua, ub := utf16.Encode([]rune(a)), utf16.Encode([]rune(b))
+	return slices.Compare(ua, ub)
+}
+
+func encodeTime(e *canonEncoder, p unsafe.Pointer) {
+	t := *(*Time)(p)
+	if t == 0 {
+		e.b = append(e.b, "null"...)
+		return
+	}
+	e.b = append(e.b, '"')
+	e.b = t.Std().AppendFormat(e.b, timeLayout)
+	e.b = append(e.b, '"')
+}
+
+// maxExact is 2^53: integers up to it are exact as doubles.
+const maxExact = 1 << 53
+
+func (e *canonEncoder) int(v int64) {
+	if v >= -maxExact && v <= maxExact {
+		e.b = strconv.AppendInt(e.b, v, 10)
+		return
+	}
+	e.float(float64(v))
+}
+
+// float appends f in the ECMAScript Number.prototype.toString form (RFC 8785
+// §3.2.2.3), which is also encoding/json's.
+func (e *canonEncoder) float(f float64) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		if e.err == nil {
+			e.err = errNotFinite
+		}
+		e.b = append(e.b, "null"...)
+		return
+	}
+	if f == 0 {
+		e.b = append(e.b, '0') // also -0
+		return
+	}
+	abs := math.Abs(f)
+	fmtByte := byte('f')
+	if abs < 1e-6 || abs >= 1e21 {
+		fmtByte = 'e'
+	}
+	start := len(e.b)
+	e.b = strconv.AppendFloat(e.b, f, fmtByte, -1, 64)
+	if fmtByte == 'e' {
+		// clean up e-09 to e-9
+		n := len(e.b) - start
+		if n >= 4 && e.b[len(e.b)-4] == 'e' && e.b[len(e.b)-3] == '-' && e.b[len(e.b)-2] == '0' {
+			e.b[len(e.b)-2] = e.b[len(e.b)-1]
+			e.b = e.b[:len(e.b)-1]
+		}
+	}
+}
+
+const hexDigits = "0123456789abcdef"
+
+// string appends s as a JSON string with RFC 8785's minimal escaping.
+func (e *canonEncoder) string(s string) {
+	e.b = append(e.b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			e.b = append(e.b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				e.b = append(e.b, '\\', c)
+			case '\b':
+				e.b = append(e.b, '\\', 'b')
+			case '\f':
+				e.b = append(e.b, '\\', 'f')
+			case '\n':
+				e.b = append(e.b, '\\', 'n')
+			case '\r':
+				e.b = append(e.b, '\\', 'r')
+			case '\t':
+				e.b = append(e.b, '\\', 't')
+			default:
+				e.b = append(e.b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			e.b = append(e.b, s[start:i]...)
+			e.b = append(e.b, "\uFFFD"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	e.b = append(e.b, s[start:]...)
+	e.b = append(e.b, '"')
+}
