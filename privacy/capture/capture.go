@@ -41,6 +41,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -125,6 +126,9 @@ type Capturer struct {
 	ident map[string]string
 	objs  map[string]map[string]string
 	pseud *pseudonym.Pseudonymiser
+	// names: every member name walk looks up (content and text members
+	// unless the policy is full, ident and objs), for skippable.
+	names map[string]bool
 }
 
 // New returns a Capturer for p (Default when p is empty).
@@ -139,7 +143,26 @@ func New(p Policy) *Capturer {
 	for _, m := range TextMembers {
 		c.text[m] = true
 	}
+	c.setNames()
 	return c
+}
+
+func (c *Capturer) setNames() {
+	c.names = map[string]bool{}
+	if c.policy != Full {
+		for m := range c.content {
+			c.names[m] = true
+		}
+		for m := range c.text {
+			c.names[m] = true
+		}
+	}
+	for m := range c.ident {
+		c.names[m] = true
+	}
+	for m := range c.objs {
+		c.names[m] = true
+	}
 }
 
 // WithPseudonyms returns a Capturer that, besides the policy, keeps the
@@ -167,6 +190,7 @@ func (c *Capturer) WithPseudonyms(p *pseudonym.Pseudonymiser) *Capturer {
 			}
 		}
 	}
+	out.setNames()
 	return &out
 }
 
@@ -252,60 +276,8 @@ type splice struct {
 func (c *Capturer) rewrite(b []byte) (out []byte, ok bool) {
 	dec := jsontext.NewDecoder(bytes.NewReader(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	var edits []splice
-	for {
-		if d := dec.StackDepth(); d > 0 {
-			if kind, n := dec.StackIndex(d); kind == '{' && n%2 == 0 && dec.PeekKind() == '"' {
-				name, err := dec.ReadToken()
-				if err != nil {
-					return nil, false
-				}
-				key := name.String()
-				if c.policy != Full && (c.content[key] || c.text[key]) {
-					v, err := dec.ReadValue()
-					if err != nil {
-						return nil, false
-					}
-					end := dec.InputOffset()
-					if with := c.member(key, v); with != nil {
-						edits = append(edits, splice{end - int64(len(v)), end, with})
-					}
-				} else if f, obj := c.ident[key], c.objs[key]; (f != "" && dec.PeekKind() == '"') || (obj != nil && dec.PeekKind() == '{') {
-					v, err := dec.ReadValue()
-					if err != nil {
-						return nil, false
-					}
-					end := dec.InputOffset()
-					with, ok := c.identity(f, obj, v)
-					if !ok {
-						return nil, false
-					}
-					if with != nil {
-						edits = append(edits, splice{end - int64(len(v)), end, with})
-					}
-				}
-				continue // the value of any other member is read next
-			}
-		}
-		if dec.PeekKind() == '"' && c.policy == Full {
-			if _, err := dec.ReadValue(); err != nil {
-				return nil, false
-			}
-		} else if dec.PeekKind() == '"' {
-			// A string value: content as a whole when it quotes a content member.
-			v, err := dec.ReadValue()
-			if err != nil {
-				return nil, false
-			}
-			if c.quotesContent(v) {
-				end := dec.InputOffset()
-				edits = append(edits, splice{end - int64(len(v)), end, c.replace(v)})
-			}
-		} else if _, err := dec.ReadToken(); err != nil {
-			return nil, false
-		}
-		if dec.StackDepth() == 0 {
-			break
-		}
+	if !c.walk(dec, b, 0, &edits) {
+		return nil, false
 	}
 	// Exactly one value: anything but whitespace after it is not JSON.
 	if _, err := dec.ReadToken(); err == nil {
@@ -325,6 +297,152 @@ func (c *Capturer) rewrite(b []byte) (out []byte, ok bool) {
 		at = e.end
 	}
 	return append(out, b[at:]...), true
+}
+
+// skipDepth is how deep walk looks for objects and arrays it can skip whole:
+// values of the top value's members or elements, and theirs. Deeper ones are
+// walked token by token, so that no byte is scanned more than skipDepth
+// extra times however deeply a hostile body nests.
+const skipDepth = 2
+
+// walk reads one JSON value from dec, the decoder of in, and appends the
+// splices it needs (offsets in in, plus base) to edits; false when the value
+// does not decode.
+func (c *Capturer) walk(dec *jsontext.Decoder, in []byte, base int64, edits *[]splice) bool {
+	for {
+		d := dec.StackDepth()
+		if d > 0 {
+			if kind, n := dec.StackIndex(d); kind == '{' && n%2 == 0 && dec.PeekKind() == '"' {
+				// The name's raw bytes: looked up as they are when they hold
+				// no escape (invalid UTF-8, which unquoting turns into U+FFFD,
+				// matches no member either way), else unquoted.
+				name, err := dec.ReadValue()
+				if err != nil {
+					return false
+				}
+				var key []byte
+				if bytes.IndexByte(name, '\\') < 0 {
+					key = name[1 : len(name)-1]
+				} else {
+					var s string
+					if err := unquote(name, &s); err != nil {
+						return false
+					}
+					key = []byte(s)
+				}
+				content, text := c.policy != Full && c.content[string(key)], c.policy != Full && c.text[string(key)]
+				f, obj := c.ident[string(key)], c.objs[string(key)]
+				if content || text {
+					v, err := dec.ReadValue()
+					if err != nil {
+						return false
+					}
+					end := dec.InputOffset()
+					if with := c.member(content, v); with != nil {
+						*edits = append(*edits, splice{base + end - int64(len(v)), base + end, with})
+					}
+				} else if (f != "" && dec.PeekKind() == '"') || (obj != nil && dec.PeekKind() == '{') {
+					v, err := dec.ReadValue()
+					if err != nil {
+						return false
+					}
+					end := dec.InputOffset()
+					with, ok := c.identity(f, obj, v)
+					if !ok {
+						return false
+					}
+					if with != nil {
+						*edits = append(*edits, splice{base + end - int64(len(v)), base + end, with})
+					}
+				}
+				continue // the value of any other member is read next
+			}
+		}
+		switch k := dec.PeekKind(); {
+		case k == '"' && c.policy == Full:
+			if _, err := dec.ReadValue(); err != nil {
+				return false
+			}
+		case k == '"':
+			// A string value: content as a whole when it quotes a content member.
+			v, err := dec.ReadValue()
+			if err != nil {
+				return false
+			}
+			if c.quotesContent(v) {
+				end := dec.InputOffset()
+				*edits = append(*edits, splice{base + end - int64(len(v)), base + end, c.replace(v)})
+			}
+		case (k == '{' || k == '[') && d > 0 && d <= skipDepth:
+			// An object or array inside the value: read whole when no string
+			// in it can be replaced (skippable), else walked token by token.
+			at := dec.InputOffset()
+			if end, skip := c.skippable(in, int(at)); skip {
+				v, err := dec.ReadValue()
+				if err != nil {
+					return false
+				}
+				if dec.InputOffset() != int64(end) {
+					// Not the value skippable measured (it cannot be: both
+					// read the same valid value); walk what was read.
+					sub := jsontext.NewDecoder(bytes.NewReader(v), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+					if !c.walk(sub, v, base+dec.InputOffset()-int64(len(v)), edits) {
+						return false
+					}
+				}
+				break
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return false
+			}
+		default:
+			if _, err := dec.ReadToken(); err != nil {
+				return false
+			}
+		}
+		if dec.StackDepth() == 0 {
+			return true
+		}
+	}
+}
+
+// skippable reports whether the object or array starting at or after in[at]
+// (after whitespace and the ':' or ',' before it) holds nothing walk would
+// replace, and where it ends. That holds when none of its strings contains a
+// backslash (an escape could spell a member name, or a quoted \" of
+// quotesContent), a ' (quotesContent) or is exactly a name walk looks up. It
+// is a scan of the raw bytes; the caller still decodes the value, which
+// validates it, and compares where it ended.
+func (c *Capturer) skippable(in []byte, at int) (end int, ok bool) {
+	i := at
+	for i < len(in) && (in[i] == ' ' || in[i] == '\t' || in[i] == '\n' || in[i] == '\r' || in[i] == ':' || in[i] == ',') {
+		i++
+	}
+	if i == len(in) || (in[i] != '{' && in[i] != '[') {
+		return 0, false
+	}
+	depth := 0
+	for ; i < len(in); i++ {
+		switch in[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return i + 1, true
+			}
+		case '"':
+			j := bytes.IndexByte(in[i+1:], '"')
+			if j < 0 {
+				return 0, false
+			}
+			s := in[i+1 : i+1+j]
+			if bytes.IndexByte(s, '\\') >= 0 || bytes.IndexByte(s, '\'') >= 0 || c.names[string(s)] {
+				return 0, false
+			}
+			i += 1 + j
+		}
+	}
+	return 0, false
 }
 
 // identity returns the replacement of an identity member's raw value v (a
@@ -391,9 +509,10 @@ func (c *Capturer) identity(f string, obj map[string]string, v jsontext.Value) (
 	return out, true
 }
 
-// member returns the replacement of member key's raw value v, nil to keep it.
-func (c *Capturer) member(key string, v jsontext.Value) []byte {
-	if c.content[key] {
+// member returns the replacement of a content (else text) member's raw value
+// v, nil to keep it.
+func (c *Capturer) member(content bool, v jsontext.Value) []byte {
+	if content {
 		if v.Kind() == 'n' || c.replaced(v) {
 			return nil // null holds nothing; a copy of a copy stays as it is
 		}
@@ -446,7 +565,12 @@ func (c *Capturer) replaced(v []byte) bool {
 // quotesContent reports whether the raw JSON string v quotes a content
 // member name: 'messages', "messages" or \"messages\" followed by a colon.
 func (c *Capturer) quotesContent(v []byte) bool {
-	s := string(v)
+	// A name counts only when followed by ' or \": a string with neither
+	// (most of them) quotes nothing.
+	if bytes.IndexByte(v, '\'') < 0 && !bytes.Contains(v, []byte(`\"`)) {
+		return false
+	}
+	s := unsafe.String(unsafe.SliceData(v), len(v)) // read only, within this call
 	for _, m := range ContentMembers {
 		i := strings.Index(s, m)
 		for i >= 0 {

@@ -46,6 +46,7 @@ type rule struct {
 // counts are what the rules' may functions look at.
 type counts struct {
 	digits, at, dots, dashes, upper int
+	seps                            int // ' ', '.' and '-'
 }
 
 func count(s string) counts {
@@ -60,8 +61,12 @@ func count(s string) counts {
 			c.at++
 		case b == '.':
 			c.dots++
+			c.seps++
 		case b == '-':
 			c.dashes++
+			c.seps++
+		case b == ' ':
+			c.seps++
 		}
 	}
 	return c
@@ -81,16 +86,89 @@ func maySecret(s string, _ *counts) bool {
 	return false
 }
 
+// digitRun reports whether s has n digits in a row, each two separated by
+// at most one byte of seps: a necessary condition for [CARD] (13 digits,
+// seps " -").
+func digitRun(s, seps string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case b >= '0' && b <= '9':
+			if run++; run >= n {
+				return true
+			}
+		case run > 0 && strings.IndexByte(seps, b) >= 0 && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
+			// one separator between two digits: the run goes on
+		default:
+			run = 0
+		}
+	}
+	return false
+}
+
+// mayPhone: the international form starts with + or with 00 at a word
+// boundary (after a byte that is not [0-9A-Za-z_], or at the start), and the
+// North-American form has two separators from [ .-]; either has at least 8
+// digits.
+func mayPhone(s string, c *counts) bool {
+	if c.digits < 8 {
+		return false
+	}
+	if c.seps >= 2 || strings.IndexByte(s, '+') >= 0 {
+		return true
+	}
+	for i := strings.Index(s, "00"); i >= 0; {
+		if i == 0 || !isWord(s[i-1]) {
+			return true
+		}
+		j := strings.Index(s[i+1:], "00")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func isWord(b byte) bool {
+	return b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b == '_'
+}
+
+// mayIBAN: two capital letters, two digits, then at least 11 of [A-Z0-9],
+// each after at most one space.
+func mayIBAN(s string) bool {
+	upperOrDigit := func(b byte) bool { return b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' }
+	for i := 0; i+15 <= len(s); i++ {
+		if s[i] < 'A' || s[i] > 'Z' || s[i+1] < 'A' || s[i+1] > 'Z' || s[i+2] < '0' || s[i+2] > '9' || s[i+3] < '0' || s[i+3] > '9' {
+			continue
+		}
+		n := 0
+		for j := i + 4; j < len(s); j++ {
+			if upperOrDigit(s[j]) {
+				if n++; n >= 11 {
+					return true
+				}
+				continue
+			}
+			if s[j] == ' ' && j+1 < len(s) && upperOrDigit(s[j+1]) {
+				continue
+			}
+			break
+		}
+	}
+	return false
+}
+
 // rules is the ordered pattern set. It is built once per Redactor, never
 // global, so that tests and callers cannot change each other's behaviour.
 func rules() []rule {
 	return []rule{
 		{label: "[SECRET]", may: maySecret, re: regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bsk-[A-Za-z0-9_-]{16,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{16,}|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`)},
 		{label: "[EMAIL]", may: func(_ string, c *counts) bool { return c.at > 0 }, re: regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)},
-		{label: "[IBAN]", may: func(s string, c *counts) bool { return c.upper >= 2 && c.digits >= 2 && len(s) >= 15 }, re: regexp.MustCompile(`\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b`), check: ibanValid},
-		{label: "[CARD]", may: func(_ string, c *counts) bool { return c.digits >= 13 }, re: regexp.MustCompile(`\b[0-9](?:[ -]?[0-9]){12,18}\b`), check: luhnValid},
+		{label: "[IBAN]", may: func(s string, c *counts) bool { return c.upper >= 2 && c.digits >= 2 && len(s) >= 15 && mayIBAN(s) }, re: regexp.MustCompile(`\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b`), check: ibanValid},
+		{label: "[CARD]", may: func(s string, c *counts) bool { return c.digits >= 13 && digitRun(s, " -", 13) }, re: regexp.MustCompile(`\b[0-9](?:[ -]?[0-9]){12,18}\b`), check: luhnValid},
 		{label: "[SSN]", may: func(_ string, c *counts) bool { return c.digits >= 9 && c.dashes >= 2 }, re: regexp.MustCompile(`\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b`)},
-		{label: "[PHONE]", may: func(_ string, c *counts) bool { return c.digits >= 8 }, re: regexp.MustCompile(`(?:\+|\b00)[0-9](?:[ .()-]?[0-9]){7,14}\b|\(?\b[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4}\b`)},
+		{label: "[PHONE]", may: mayPhone, re: regexp.MustCompile(`(?:\+|\b00)[0-9](?:[ .()-]?[0-9]){7,14}\b|\(?\b[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4}\b`)},
 		{label: "[IP]", may: func(_ string, c *counts) bool { return c.digits >= 4 && c.dots >= 3 }, re: regexp.MustCompile(`\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`)},
 	}
 }

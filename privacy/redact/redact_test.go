@@ -77,7 +77,9 @@ func TestPrefilterChangesNothing(t *testing.T) {
 	r, ref := New(), unfiltered()
 	pieces := []string{"", " ", "AKIAIOSFODNN7EXAMPLE", "ASIA", "sk-", "sk-proj-abcdefghijklmnop1234", "BeArEr ", "bearer\t",
 		"abcdefghijklmnopqrstuvwx", "eyJhbGciOiJIUzI1NiJ9", ".", "-", "@", "dana.kim@acme.example", "4111", "1111", "0", "9",
-		"DE89", "3704", "GB82WEST12345698765432", "(415) 555-0134", "+49", "00", "10.12.4.31", "123-45-6789", "é", "\xff", "x", "Z"}
+		"DE89", "3704", "GB82WEST12345698765432", "(415) 555-0134", "+49", "00", "10.12.4.31", "123-45-6789", "é", "\xff", "x", "Z",
+		"AA00", "QQ83", "+", "(", ")", "_", "415.555.0134", "0049301234567", "x00", "4111111111111111", "1796270400014",
+		"DE8937040044053201300", "chatcmpl-AwWJL3QQ83hE1gOacXCfvslE3AeuM", "edfb287e6d5fea3f446f5c91e449000ed708021da1cd9c0e7b6148e01eb6ea0f/14"}
 	check := func(s string) {
 		if got, want := r.String(s), ref.String(s); got != want {
 			t.Fatalf("String(%q) = %q with the prefilter, %q without", s, got, want)
