@@ -41,6 +41,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -274,7 +276,9 @@ type splice struct {
 // rewrite walks b as one JSON value and replaces the content and text
 // members' values; ok is false when b is not exactly one JSON value.
 func (c *Capturer) rewrite(b []byte) (out []byte, ok bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(b), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	d := decoders.Get().(*decoder)
+	defer d.release()
+	dec := d.reset(b)
 	var edits []splice
 	if !c.walk(dec, b, 0, &edits) {
 		return nil, false
@@ -297,6 +301,33 @@ func (c *Capturer) rewrite(b []byte) (out []byte, ok bool) {
 		at = e.end
 	}
 	return append(out, b[at:]...), true
+}
+
+// decoder is a reusable jsontext.Decoder reading a body in place: from a
+// bytes.Buffer the decoder parses the buffer's bytes without copying them
+// (and never writes to them).
+type decoder struct {
+	buf bytes.Buffer
+	dec *jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	d := &decoder{}
+	d.dec = jsontext.NewDecoder(&d.buf)
+	return d
+}}
+
+func (d *decoder) reset(b []byte) *jsontext.Decoder {
+	d.buf = *bytes.NewBuffer(b)
+	d.dec.Reset(&d.buf, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	return d.dec
+}
+
+// release returns d to the pool, holding no body.
+func (d *decoder) release() {
+	d.buf = bytes.Buffer{}
+	d.dec.Reset(&d.buf)
+	decoders.Put(d)
 }
 
 // skipDepth is how deep walk looks for objects and arrays it can skip whole:
@@ -590,9 +621,13 @@ func (c *Capturer) quotesContent(v []byte) bool {
 	return false
 }
 
-// unquote decodes the JSON string v (with JSON's escapes, which differ from
-// Go's in \/ and surrogate pairs).
+// unquote decodes the JSON string v, as a decoder read it (with JSON's
+// escapes, which differ from Go's in \/ and surrogate pairs).
 func unquote(v jsontext.Value, out *string) error {
+	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
+		*out = string(v[1 : len(v)-1]) // no escape and valid UTF-8: the bytes between the quotes
+		return nil
+	}
 	dec := jsontext.NewDecoder(bytes.NewReader(v), jsontext.AllowInvalidUTF8(true))
 	tok, err := dec.ReadToken()
 	if err != nil {

@@ -114,8 +114,17 @@ func mayPhone(s string, c *counts) bool {
 	if c.digits < 8 {
 		return false
 	}
-	if c.seps >= 2 || strings.IndexByte(s, '+') >= 0 {
+	if strings.IndexByte(s, '+') >= 0 {
 		return true
+	}
+	// ddd[)]S ddd S dddd, S one of [ .-]: j is the first S.
+	if c.seps >= 2 {
+		for j := 3; j+9 <= len(s); j++ {
+			if isSep(s[j]) && digitsAt(s, j+1, 3) && isSep(s[j+4]) && digitsAt(s, j+5, 4) &&
+				(digitsAt(s, j-3, 3) || (j >= 4 && s[j-1] == ')' && digitsAt(s, j-4, 3))) {
+				return true
+			}
+		}
 	}
 	for i := strings.Index(s, "00"); i >= 0; {
 		if i == 0 || !isWord(s[i-1]) {
@@ -126,6 +135,67 @@ func mayPhone(s string, c *counts) bool {
 			break
 		}
 		i += 1 + j
+	}
+	return false
+}
+
+func isSep(b byte) bool { return b == ' ' || b == '.' || b == '-' }
+
+// digitsAt reports whether s[i:i+n] are n digits.
+func digitsAt(s string, i, n int) bool {
+	if i < 0 || i+n > len(s) {
+		return false
+	}
+	for _, b := range []byte(s[i : i+n]) {
+		if b < '0' || b > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// maySSN: ddd-dd-dddd somewhere.
+func maySSN(s string, c *counts) bool {
+	if c.digits < 9 || c.dashes < 2 {
+		return false
+	}
+	for j := 3; j+8 <= len(s); j++ {
+		if s[j] == '-' && s[j+3] == '-' && digitsAt(s, j-3, 3) && digitsAt(s, j+1, 2) && digitsAt(s, j+4, 4) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayIP: four runs of 1 to 3 digits joined by single dots (an octet is 1
+// to 3 digits between word boundaries, so a longer run is none).
+func mayIP(s string, c *counts) bool {
+	if c.digits < 4 || c.dots < 3 {
+		return false
+	}
+	runs := 0
+	for i := 0; i < len(s); {
+		if s[i] < '0' || s[i] > '9' {
+			runs, i = 0, i+1
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j-i <= 3 {
+			runs++
+		} else {
+			runs = 0
+		}
+		if runs == 4 {
+			return true
+		}
+		if j+1 < len(s) && s[j] == '.' && s[j+1] >= '0' && s[j+1] <= '9' {
+			i = j + 1 // the chain goes on
+			continue
+		}
+		runs, i = 0, j
 	}
 	return false
 }
@@ -167,9 +237,9 @@ func rules() []rule {
 		{label: "[EMAIL]", may: func(_ string, c *counts) bool { return c.at > 0 }, re: regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)},
 		{label: "[IBAN]", may: func(s string, c *counts) bool { return c.upper >= 2 && c.digits >= 2 && len(s) >= 15 && mayIBAN(s) }, re: regexp.MustCompile(`\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}\b`), check: ibanValid},
 		{label: "[CARD]", may: func(s string, c *counts) bool { return c.digits >= 13 && digitRun(s, " -", 13) }, re: regexp.MustCompile(`\b[0-9](?:[ -]?[0-9]){12,18}\b`), check: luhnValid},
-		{label: "[SSN]", may: func(_ string, c *counts) bool { return c.digits >= 9 && c.dashes >= 2 }, re: regexp.MustCompile(`\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b`)},
+		{label: "[SSN]", may: maySSN, re: regexp.MustCompile(`\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b`)},
 		{label: "[PHONE]", may: mayPhone, re: regexp.MustCompile(`(?:\+|\b00)[0-9](?:[ .()-]?[0-9]){7,14}\b|\(?\b[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4}\b`)},
-		{label: "[IP]", may: func(_ string, c *counts) bool { return c.digits >= 4 && c.dots >= 3 }, re: regexp.MustCompile(`\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`)},
+		{label: "[IP]", may: mayIP, re: regexp.MustCompile(`\b(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\b`)},
 	}
 }
 

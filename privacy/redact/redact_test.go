@@ -96,6 +96,34 @@ func TestPrefilterChangesNothing(t *testing.T) {
 		}
 		check(sb.String())
 	}
+	// Strings over the patterns' own bytes, where near misses are dense.
+	const alphabet = "0123456789012345678900 .-()+_@AZSKaz:/\t"
+	for range 50000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		check(string(b))
+	}
+	// Digit groups and separators: the shapes of cards, phones, SSNs, IPs.
+	all := []string{" ", ".", "-", "(", ")", "+", "/", ":", "A", "x", "_", "00", "DE", " 0"}
+	for i := range 100000 {
+		seps := all
+		if i%2 == 1 {
+			seps = all[:3] // only [ .-], shorter groups: SSNs and IPs
+		}
+		var sb strings.Builder
+		for range 1 + rng.IntN(12) {
+			if rng.IntN(2) == 0 {
+				for range 1 + rng.IntN(5-i%2) {
+					sb.WriteByte(byte('0' + rng.IntN(10)))
+				}
+			} else {
+				sb.WriteString(seps[rng.IntN(len(seps))])
+			}
+		}
+		check(sb.String())
+	}
 }
 
 func FuzzString(f *testing.F) {
