@@ -238,9 +238,13 @@ func (c *Capturer) Body(b []byte) []byte {
 }
 
 // mentions reports whether b contains the name of a content, text or
-// identity member anywhere: a necessary condition for rewrite to replace
-// anything.
+// identity member anywhere, or any escape (a member name may be spelled with
+// escapes, {"m\u0065ssages":…}, which the byte search would not see): a
+// necessary condition for rewrite to replace anything.
 func (c *Capturer) mentions(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return true
+	}
 	for m := range c.ident {
 		if bytes.Contains(b, []byte(m)) {
 			return true

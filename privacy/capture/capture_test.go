@@ -95,6 +95,8 @@ func TestBodyCases(t *testing.T) {
 		{"legacy python str", `{"metadata":"{'requester_custom_headers': {'x-a': 'b'}}","id":"1"}`,
 			`{"metadata":"sha256:` + sum(`"{'requester_custom_headers': {'x-a': 'b'}}"`) + `","id":"1"}`},
 		{"json in a string", `{"m":"{\"messages\":[1]}"}`, `{"m":"sha256:` + sum(`"{\"messages\":[1]}"`) + `"}`},
+		{"escaped name", `{"m\u0065ssages":"secret","id":"1"}`, `{"m\u0065ssages":"sha256:` + sum(`"secret"`) + `","id":"1"}`},
+		{"escaped identity-free body", `{"note":"a\nb"}`, `{"note":"a\nb"}`},
 		{"word in a string", `{"note":"see the messages tab"}`, `{"note":"see the messages tab"}`},
 		{"error object", `{"error":{"code":429}}`, `{"error":"sha256:` + sum(`{"code":429}`) + `"}`},
 		{"error number", `{"error":5}`, `{"error":5}`},

@@ -43,6 +43,9 @@ func (c ref) refBody(b []byte) []byte {
 // identity member anywhere: a necessary condition for rewrite to replace
 // anything.
 func (c ref) refMentions(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return true // a member name spelled with escapes (the fix both sides share)
+	}
 	for m := range c.ident {
 		if bytes.Contains(b, []byte(m)) {
 			return true
