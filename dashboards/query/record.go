@@ -33,8 +33,9 @@ func pick(cols map[string]string, names []string) string {
 //
 // The lookup goes through decision_versions (sorted by record_id) to the
 // sort keys of the record's rows, so it reads a granule per version instead
-// of the record_id column of the whole table; without that table it falls
-// back to PREWHERE record_id.
+// of the record_id column of the whole table; without that table, or when
+// it has no row of the record yet (the view's insert follows the table's),
+// it falls back to PREWHERE record_id.
 func (c *ClickHouse) Record(ctx context.Context, f Filter, id string, version uint32) (Detail, error) {
 	ctx, cancel := c.ctx(ctx)
 	defer cancel()
@@ -49,11 +50,18 @@ func (c *ClickHouse) Record(ctx context.Context, f Filter, id string, version ui
 	if err != nil {
 		return Detail{}, err
 	}
-	locate := "PREWHERE record_id = ?"
-	args := []any{id}
+	type lookup struct {
+		locate string
+		args   []any
+	}
+	scan := lookup{"PREWHERE record_id = ?", []any{id}}
+	lookups := []lookup{scan}
 	if hasVersions {
-		locate = "WHERE (tenant, start_time, record_id) IN (SELECT tenant, start_time, record_id FROM `" + c.db + "`.`" + versionsTable + "` WHERE record_id = ?) AND record_id = ?"
-		args = []any{id, id}
+		// decision_versions is filled by a materialized view after the
+		// INSERT into the records table has committed: a record inserted a
+		// moment ago can be in the table and not yet in the view's table,
+		// so a miss there falls back to the scan instead of answering 404.
+		lookups = []lookup{{"WHERE (tenant, start_time, record_id) IN (SELECT tenant, start_time, record_id FROM `" + c.db + "`.`" + versionsTable + "` WHERE record_id = ?) AND record_id = ?", []any{id, id}}, scan}
 	}
 	pcol, ocol := pick(cols, partitionCols), pick(cols, offsetCols)
 	pos := "toInt32(-1), toInt64(-1)"
@@ -67,20 +75,28 @@ func (c *ClickHouse) Record(ctx context.Context, f Filter, id string, version ui
 	// No FINAL and no tenant filter: the history wants every version, and
 	// visibility is decided on the latest one below. Duplicates of one
 	// version (before a merge) are dropped.
-	q := "SELECT version, tenant, completeness, review_status, " + ovs + ", " + pos + " FROM " + c.table + " " + locate + " ORDER BY version DESC LIMIT 1000"
 	var d Detail
 	var tenants []string
-	err = each(ctx, c.conn, "record versions", q, args, func(r *versionRow) error {
-		r.Oversight = int(r.Events)
-		if len(d.Versions) > 0 && d.Versions[len(d.Versions)-1].Version == r.Version.Version {
+	var locate string
+	var args []any
+	for _, l := range lookups {
+		locate, args = l.locate, l.args
+		q := "SELECT version, tenant, completeness, review_status, " + ovs + ", " + pos + " FROM " + c.table + " " + locate + " ORDER BY version DESC LIMIT 1000"
+		err = each(ctx, c.conn, "record versions", q, args, func(r *versionRow) error {
+			r.Oversight = int(r.Events)
+			if len(d.Versions) > 0 && d.Versions[len(d.Versions)-1].Version == r.Version.Version {
+				return nil
+			}
+			d.Versions = append(d.Versions, r.Version)
+			tenants = append(tenants, r.Tenant)
 			return nil
+		})
+		if err != nil {
+			return Detail{}, err
 		}
-		d.Versions = append(d.Versions, r.Version)
-		tenants = append(tenants, r.Tenant)
-		return nil
-	})
-	if err != nil {
-		return Detail{}, err
+		if len(d.Versions) > 0 {
+			break
+		}
 	}
 	if len(d.Versions) == 0 || !f.sees(tenants[0]) {
 		return Detail{}, ErrNotFound
