@@ -156,12 +156,18 @@ func plainColumns(f record.Field, t reflect.Type, off uintptr) []column {
 // off in an element.
 func nestedColumns(list, e record.Field, listOff uintptr, listT, t reflect.Type, off uintptr) []column {
 	c := Column{Name: list.Name + "." + e.Name, Comment: list.JSON + "[]." + e.JSON}
+	if listT.Kind() != reflect.Slice {
+		panic(fmt.Sprintf("store: field %s is a %s, not a slice", list.JSON, listT))
+	}
+	// The list's slice header read in place: reflect.NewAt per row and
+	// column was a tenth of the store's per-decision CPU (bench/PROFILE.md,
+	// issue 17 fifth pass).
 	elems := func(d unsafe.Pointer) (unsafe.Pointer, int) {
-		l := reflect.NewAt(listT, unsafe.Add(d, listOff)).Elem()
-		if l.Len() == 0 {
+		h := (*sliceHeader)(unsafe.Add(d, listOff))
+		if h.len == 0 {
 			return nil, 0
 		}
-		return l.UnsafePointer(), l.Len()
+		return h.data, h.len
 	}
 	size := listT.Elem().Size()
 	mk := func(c Column, typ string, fill func() colBuf) column {
@@ -212,6 +218,14 @@ func nestedColumns(list, e record.Field, listOff uintptr, listT, t reflect.Type,
 		})
 	}
 	panic(fmt.Sprintf("store: field %s[].%s has kind %s with no column type", list.JSON, e.JSON, e.Kind))
+}
+
+// sliceHeader is the layout of a Go slice (the runtime's, as in
+// unsafe.Slice): what a list field of the Decision holds at its offset.
+type sliceHeader struct {
+	data unsafe.Pointer
+	len  int
+	cap  int
 }
 
 // buf is a plain column.
