@@ -238,24 +238,46 @@ func (b *buf[T]) add(d unsafe.Pointer) { b.v = append(b.v, b.get(d)) }
 func (b *buf[T]) values() any          { return b.v }
 func (b *buf[T]) reset()               { clear(b.v); b.v = b.v[:0] }
 
-// listBuf is one field of a list of structs: one array per row.
+// listBuf is one field of a list of structs: one array per row. The rows'
+// arrays are cut from a shared slab instead of one allocation each (they
+// were most of the store's allocations per decision: bench/PROFILE.md,
+// issue 17 fifth pass); reset clears the slab in use, so that it holds no
+// string of a batch already inserted.
 type listBuf[T any] struct {
 	elems func(d unsafe.Pointer) (first unsafe.Pointer, n int)
 	size  uintptr // element size
 	get   func(elem unsafe.Pointer) T
 	v     [][]T
+	slab  []T // free capacity after len is where the next rows' arrays go
 }
+
+// listSlab is the number of elements a slab is allocated for.
+const listSlab = 1024
 
 func (b *listBuf[T]) add(d unsafe.Pointer) {
 	p, n := b.elems(d)
-	out := make([]T, n)
+	if n == 0 {
+		b.v = append(b.v, []T{}) // not nil, as before (no allocation)
+		return
+	}
+	if cap(b.slab)-len(b.slab) < n {
+		b.slab = make([]T, 0, max(listSlab, n))
+	}
+	at := len(b.slab)
+	b.slab = b.slab[:at+n]
+	out := b.slab[at : at+n : at+n]
 	for i := range out {
 		out[i] = b.get(unsafe.Add(p, uintptr(i)*b.size))
 	}
 	b.v = append(b.v, out)
 }
 func (b *listBuf[T]) values() any { return b.v }
-func (b *listBuf[T]) reset()      { clear(b.v); b.v = b.v[:0] }
+func (b *listBuf[T]) reset() {
+	clear(b.v)
+	b.v = b.v[:0]
+	clear(b.slab)
+	b.slab = b.slab[:0]
+}
 
 func b2u(b bool) uint8 {
 	if b {
