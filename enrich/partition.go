@@ -91,6 +91,12 @@ type partition struct {
 	done     []*topic.Message
 	amends   []*emitted
 	pending1 []*emitted // first versions built this flush (cache entries to add)
+
+	// Scratch space of one emission, reused (never referenced after it):
+	// the Decision being built and its canonical encoding, whose exact-size
+	// copy is what the produced record keeps.
+	dec record.Decision
+	enc []byte
 }
 
 func newPartition(h *Processor, p int32) *partition {
@@ -168,7 +174,7 @@ func (s *partition) rebuild(ctx context.Context) (int, error) {
 // a duplicate or a late event of an emitted record, or starts a request.
 func (s *partition) route(ctx context.Context, m *topic.Message) error {
 	h := s.h
-	ev, err := event.FromRecord(m.Record)
+	ev, err := s.decode(m.Record)
 	if err != nil {
 		h.m.events.WithLabelValues(raw.Header(m.Record, raw.HeaderSource), "dlq").Inc()
 		s.toDLQ(m, ReasonUndecodable, err.Error())
@@ -177,9 +183,6 @@ func (s *partition) route(ctx context.Context, m *topic.Message) error {
 	s.idleWall = time.Time{}
 	s.clock.observe(m.Topic, ev.ReceivedAt, s.wallNow())
 	src := string(ev.Source)
-	if ev.LiteLLM != nil && !h.builder.KeepsContent() {
-		ev.LiteLLM.DropContent()
-	}
 	if o := ev.Oversight; o != nil && o.Kind == event.KindSamplingControl {
 		// Its effect (the burst timeline) is rebuilt from raw.gateway on
 		// assignment, so it is Done at once.
@@ -248,6 +251,15 @@ func (s *partition) route(ctx context.Context, m *topic.Message) error {
 	s.join(r, ev, m)
 	heap.Push(&s.queue, r)
 	return nil
+}
+
+// decode decodes a raw record; LiteLLM content is copied out only under a
+// capture policy that keeps it.
+func (s *partition) decode(r *kgo.Record) (*event.Event, error) {
+	if s.h.builder.KeepsContent() {
+		return event.FromRecord(r)
+	}
+	return event.FromRecordWithoutContent(r)
 }
 
 // sameID returns the event of evs with ev's id, or nil.
@@ -352,7 +364,7 @@ func (s *partition) flush(ctx context.Context) error {
 		}
 		h.m.produceSecs.Observe(time.Since(start).Seconds())
 		for _, r := range s.out {
-			if r.Topic == h.topics.DLQ() {
+			if r.Topic != h.decisions {
 				h.m.dlq.WithLabelValues(raw.Header(r, raw.HeaderReason)).Inc()
 			} else {
 				h.m.decisions.WithLabelValues(raw.Header(r, HeaderCompleteness)).Inc()
@@ -384,9 +396,10 @@ func (s *partition) context(prior *fold.Sample) fold.Context {
 // emitFirst builds version 1 of a pending request.
 func (s *partition) emitFirst(r *request, completeness string, now record.Time) {
 	delete(s.pending, r.key)
-	d := s.h.builder.Build(r.events, s.context(nil))
+	s.dec = s.h.builder.Build(r.events, s.context(nil))
+	d := &s.dec
 	d.Version, d.Completeness = 1, completeness
-	if err := s.produce(&d); err != nil {
+	if err := s.produce(d); err != nil {
 		s.h.log.Error("cannot encode decision; events sent to the DLQ", "record_id", d.RecordID, "err", err)
 		for _, m := range r.msgs {
 			s.toDLQ(m, ReasonUnencodable, err.Error())
@@ -394,7 +407,7 @@ func (s *partition) emitFirst(r *request, completeness string, now record.Time) 
 		return
 	}
 	s.done = append(s.done, r.msgs...)
-	s.burst.observe(now, &d)
+	s.burst.observe(now, d)
 	evs := fold.Dedup(r.events)
 	e := &emitted{key: r.key, recordID: d.RecordID, version: 1, events: evs, emittedAt: now,
 		prior: fold.Sample{Sampled: d.Risk.Sampled, Reason: d.Risk.SampleReason, Rate: d.Risk.SampleRate}}
@@ -429,9 +442,10 @@ func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) erro
 	}
 	all := append(slices.Clip(e.events), e.late...)
 	prior := e.prior
-	d := h.builder.Build(all, s.context(&prior))
+	s.dec = h.builder.Build(all, s.context(&prior))
+	d := &s.dec
 	d.Version, d.Completeness = e.version+1, record.Amended
-	if err := s.produce(&d); err != nil {
+	if err := s.produce(d); err != nil {
 		h.log.Error("cannot encode decision; late events sent to the DLQ", "record_id", d.RecordID, "err", err)
 		for _, m := range e.msgs {
 			s.toDLQ(m, ReasonUnencodable, err.Error())
@@ -460,23 +474,55 @@ func (s *partition) amend(ctx context.Context, e *emitted, now record.Time) erro
 // yields NaN or ±Inf); the caller then sends the request's events to the DLQ
 // rather than stop the partition for good.
 func (s *partition) produce(d *record.Decision) error {
-	b, err := d.AppendCanonical(make([]byte, 0, 4096))
+	b, err := d.AppendCanonical(s.enc[:0])
+	s.enc = b[:0] // grown to the largest record so far, reused
 	if err != nil {
 		return err
 	}
-	s.out = append(s.out, &kgo.Record{
-		Topic:     s.h.topics.Decisions(),
+	// One allocation for the record and its headers, one for all their
+	// bytes.
+	rh := new(recordHeaders)
+	version := strconv.FormatUint(uint64(d.Version), 10)
+	sl := slab(make([]byte, 0, len(b)+len(d.Request.RequestKey)+len(s.label)+len(d.RecordID)+len(version)+len(d.Completeness)))
+	value := sl.add(b)
+	key := sl.addString(d.Request.RequestKey)
+	rh.hs = [4]kgo.RecordHeader{
+		{Key: raw.HeaderExplicitPartition, Value: sl.addString(s.label)},
+		{Key: HeaderRecordID, Value: sl.addString(d.RecordID)},
+		{Key: HeaderVersion, Value: sl.addString(version)},
+		{Key: HeaderCompleteness, Value: sl.addString(d.Completeness)},
+	}
+	rh.rec = kgo.Record{
+		Topic:     s.h.decisions,
 		Partition: s.id,
-		Key:       []byte(d.Request.RequestKey),
-		Value:     b,
-		Headers: []kgo.RecordHeader{
-			{Key: raw.HeaderExplicitPartition, Value: []byte(s.label)},
-			{Key: HeaderRecordID, Value: []byte(d.RecordID)},
-			{Key: HeaderVersion, Value: strconv.AppendUint(nil, uint64(d.Version), 10)},
-			{Key: HeaderCompleteness, Value: []byte(d.Completeness)},
-		},
-	})
+		Key:       key,
+		Value:     value,
+		Headers:   rh.hs[:],
+	}
+	s.out = append(s.out, &rh.rec)
 	return nil
+}
+
+// recordHeaders is a produced record with room for its headers.
+type recordHeaders struct {
+	rec kgo.Record
+	hs  [4]kgo.RecordHeader
+}
+
+// slab hands out consecutive pieces of one buffer, each capped at its end so
+// that no append to one can run into the next.
+type slab []byte
+
+func (s *slab) add(v []byte) []byte {
+	i := len(*s)
+	*s = append(*s, v...)
+	return (*s)[i:len(*s):len(*s)]
+}
+
+func (s *slab) addString(v string) []byte {
+	i := len(*s)
+	*s = append(*s, v...)
+	return (*s)[i:len(*s):len(*s)]
 }
 
 // toDLQ queues m for the DLQ topic with a reason; m is Done once it is
@@ -519,16 +565,13 @@ func (s *partition) fetchSources(ctx context.Context, sources []record.Source) (
 				ferr = fmt.Errorf("%s/%d offset %d is gone (retention?)", src.Topic, src.Partition, src.Offset)
 				return topic.ErrStop
 			}
-			ev, err := event.FromRecord(r)
+			ev, err := s.decode(r)
 			switch {
 			case err != nil:
 				ferr = fmt.Errorf("%s/%d@%d: %w", src.Topic, src.Partition, src.Offset, err)
 			case ev.SHA256 != src.SHA256:
 				ferr = fmt.Errorf("%s/%d@%d: sha256 %s, evidence says %s", src.Topic, src.Partition, src.Offset, ev.SHA256, src.SHA256)
 			default:
-				if !h.builder.KeepsContent() && ev.LiteLLM != nil {
-					ev.LiteLLM.DropContent()
-				}
 				got = ev
 			}
 			return topic.ErrStop

@@ -61,16 +61,18 @@ type Settings struct {
 // partition p of the decisions topic. One Processor serves every partition;
 // each partition's state is touched only by that partition's goroutine.
 type Processor struct {
-	cfg     Config
-	topics  raw.Topics
-	builder *fold.Builder
-	capt    *capture.Capturer // what a DLQ copy of an event keeps (the capture policy)
-	prod    producer
-	scan    scanner
-	alerts  *alertTable
-	m       *metrics
-	log     *slog.Logger
-	wall    func() time.Time
+	cfg    Config
+	topics raw.Topics
+	// decisions is topics.Decisions(), named once (it is built per call).
+	decisions string
+	builder   *fold.Builder
+	capt      *capture.Capturer // what a DLQ copy of an event keeps (the capture policy)
+	prod      producer
+	scan      scanner
+	alerts    *alertTable
+	m         *metrics
+	log       *slog.Logger
+	wall      func() time.Time
 
 	mu    sync.Mutex
 	parts map[int32]*partition
@@ -83,7 +85,7 @@ func newProcessor(cfg Config, topics raw.Topics, prod producer, scan scanner, al
 		log = slog.Default()
 	}
 	return &Processor{
-		cfg: cfg, topics: topics, builder: fold.NewBuilder(cfg.Rules()), prod: prod,
+		cfg: cfg, topics: topics, decisions: topics.Decisions(), builder: fold.NewBuilder(cfg.Rules()), prod: prod,
 		capt: capture.New(capture.Policy(cfg.Content.Policy)).WithPseudonyms(pseudonym.New(cfg.Content.Pseudonymise)),
 		scan: retryingScanner{inner: scan, log: log}, alerts: alerts,
 		m: newMetrics(set.Registry), log: log, wall: time.Now, parts: map[int32]*partition{},

@@ -53,7 +53,15 @@ func (e *Event) Emission() Emission {
 
 // FromRecord decodes a raw record of raw.litellm or raw.gateway. An error
 // means the body cannot be used (the caller sends the record to the DLQ).
-func FromRecord(r *kgo.Record) (*Event, error) {
+// The Event holds no reference to r's bytes.
+func FromRecord(r *kgo.Record) (*Event, error) { return fromRecord(r, true) }
+
+// FromRecordWithoutContent is FromRecord for capture policies that keep no
+// content: a LiteLLM event's Messages and Response are hashed where they lie
+// in r's bytes and never copied out (nil, as after DropContent).
+func FromRecordWithoutContent(r *kgo.Record) (*Event, error) { return fromRecord(r, false) }
+
+func fromRecord(r *kgo.Record, content bool) (*Event, error) {
 	sum := sha256.Sum256(r.Value)
 	e := &Event{
 		ID:         raw.Header(r, raw.HeaderEventID),
@@ -69,7 +77,7 @@ func FromRecord(r *kgo.Record) (*Event, error) {
 	var err error
 	switch e.Source {
 	case raw.SourceLiteLLM:
-		e.LiteLLM, err = ParseLiteLLM(r.Value)
+		e.LiteLLM, err = parseLiteLLM(r.Value, content)
 		if err == nil && e.Key == "" {
 			e.Key = e.LiteLLM.RequestKey()
 		}

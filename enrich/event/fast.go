@@ -20,7 +20,10 @@ package event
 //
 // Measured (BenchmarkParseLiteLLM, bench/PROFILE.md): see there.
 
-// unmarshaler is what the flex types and jsontext.Value implement.
+import "github.com/go-json-experiment/json/jsontext"
+
+// unmarshaler is what the flex types implement (jsontext.Value too, but
+// the fast path keeps a value in place instead of copying it).
 type unmarshaler interface{ UnmarshalJSON([]byte) error }
 
 // fastLiteLLM decodes b (a payload trimmed of spaces) into w, which must be
@@ -76,6 +79,13 @@ func (s *scanner) member(depth int, dst any) bool {
 		start, end, ok := s.value(depth)
 		if ok {
 			_ = d.UnmarshalJSON(s.b[start:end])
+		}
+		return ok
+	case *jsontext.Value:
+		// Kept as it lies in the payload: parseLiteLLM copies what it keeps.
+		start, end, ok := s.value(depth)
+		if ok {
+			*d = s.b[start:end:end]
 		}
 		return ok
 	case unmarshaler:

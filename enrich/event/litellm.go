@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -289,20 +290,39 @@ func (f *flexMode) UnmarshalJSON(b []byte) error {
 var usageRe = regexp.MustCompile(`(prompt_tokens|completion_tokens)=(\d+)`)
 
 // ParseLiteLLM decodes one LiteLLM payload. It fails only when b is not a JSON
-// object.
-func ParseLiteLLM(b []byte) (*LiteLLM, error) {
+// object. The result holds no reference to b.
+func ParseLiteLLM(b []byte) (*LiteLLM, error) { return parseLiteLLM(b, true) }
+
+// wires recycles the wire form (a kilobyte, needed only while one payload
+// is decoded; literal copies out everything it keeps).
+var wires = sync.Pool{New: func() any { return new(wireLiteLLM) }}
+
+// parseLiteLLM is ParseLiteLLM; without content, Messages and Response are
+// hashed in place and left nil (as DropContent leaves them), never copied.
+func parseLiteLLM(b []byte, content bool) (*LiteLLM, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return nil, fmt.Errorf("litellm payload: want a JSON object")
 	}
-	var w wireLiteLLM
-	if !fastLiteLLM(b, &w) {
-		w = wireLiteLLM{}
-		if err := unmarshal(sanitize(b), &w); err != nil {
+	w := wires.Get().(*wireLiteLLM)
+	defer wires.Put(w)
+	*w = wireLiteLLM{}
+	if !fastLiteLLM(b, w) {
+		// The fast path's values may alias b; the general path's are copies.
+		*w = wireLiteLLM{}
+		if err := unmarshal(sanitize(b), w); err != nil {
+			*w = wireLiteLLM{}
 			return nil, fmt.Errorf("litellm payload: %w", err)
 		}
 	}
-	return w.literal(), nil
+	l := w.literal()
+	if content {
+		l.Messages, l.Response = bytes.Clone(l.Messages), bytes.Clone(l.Response)
+	} else {
+		l.DropContent()
+	}
+	*w = wireLiteLLM{} // the pool holds no reference to b
+	return l, nil
 }
 
 // literal maps the decoded wire form to a LiteLLM.
