@@ -55,6 +55,9 @@ func DecodeCompact(value string, d *Decision) bool {
 type compactDecoder struct {
 	s string
 	i int
+	// floats is where the *float64s of one record point: one allocation
+	// for a record's dozen, not one each.
+	floats []float64
 }
 
 // decodeFn reads one value into the Go value at p and reports whether it was
@@ -89,10 +92,15 @@ func compileDecodeType(t reflect.Type) decodeFn {
 				return true
 			}
 			f, ok := dec.float()
-			if ok {
-				*(**float64)(p) = &f
+			if !ok {
+				return false
 			}
-			return ok
+			if len(dec.floats) == cap(dec.floats) {
+				dec.floats = make([]float64, 0, 16)
+			}
+			dec.floats = append(dec.floats, f)
+			*(**float64)(p) = &dec.floats[len(dec.floats)-1]
+			return true
 		}
 	}
 	switch t.Kind() {
@@ -214,6 +222,7 @@ var zeroArray [0]byte
 
 type decodeMember struct {
 	name string
+	key  string // "name": as the member's start reads in the input
 	off  uintptr
 	dec  decodeFn
 }
@@ -230,7 +239,10 @@ func compileDecodeStruct(t reflect.Type) decodeFn {
 		if name == "" {
 			name = sf.Name
 		}
-		ms = append(ms, decodeMember{name: name, off: sf.Offset, dec: compileDecodeType(sf.Type)})
+		if strings.ContainsAny(name, "\"\\") {
+			panic(fmt.Sprintf("field %s.%s: JSON name %q needs escapes", t, sf.Name, name))
+		}
+		ms = append(ms, decodeMember{name: name, key: `"` + name + `":`, off: sf.Offset, dec: compileDecodeType(sf.Type)})
 	}
 	if len(ms) > 64 {
 		panic(fmt.Sprintf("type %s has more than 64 members", t))
@@ -248,15 +260,22 @@ func compileDecodeStruct(t reflect.Type) decodeFn {
 		var seen uint64
 		next := 0
 		for {
-			name, ok := dec.name()
-			if !ok || !dec.byte(':') {
-				return false
-			}
 			k := -1
-			for j := range ms {
-				if m := (next + j) % len(ms); ms[m].name == name {
-					k = m
-					break
+			if next < len(ms) && strings.HasPrefix(dec.s[dec.i:], ms[next].key) {
+				// The expected member: its name and colon, byte for byte
+				// (a name without escapes, so exactly that name).
+				k = next
+				dec.i += len(ms[k].key)
+			} else {
+				name, ok := dec.name()
+				if !ok || !dec.byte(':') {
+					return false
+				}
+				for j := range ms {
+					if m := (next + j) % len(ms); ms[m].name == name {
+						k = m
+						break
+					}
 				}
 			}
 			if k < 0 || seen&(1<<k) != 0 {
