@@ -20,7 +20,13 @@ package event
 //
 // Measured (BenchmarkParseLiteLLM, bench/PROFILE.md): see there.
 
-import "github.com/go-json-experiment/json/jsontext"
+import (
+	"bytes"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
 
 // unmarshaler is what the flex types implement (jsontext.Value too, but
 // the fast path keeps a value in place instead of copying it).
@@ -29,12 +35,92 @@ type unmarshaler interface{ UnmarshalJSON([]byte) error }
 // fastLiteLLM decodes b (a payload trimmed of spaces) into w, which must be
 // zero; false means "use the general path" (w may then be partly filled).
 func fastLiteLLM(b []byte, w *wireLiteLLM) bool {
-	s := scanner{b: b}
+	s := scanner{b: b, strs: strsPool.Get().(*strs)}
+	defer s.strs.release()
 	if !s.members(0, w.field) {
 		return false
 	}
 	s.ws()
-	return s.i == len(b)
+	if s.i != len(b) {
+		return false
+	}
+	s.strs.copyOut(b)
+	return true
+}
+
+// strs collects the flexString members whose value is taken as it lies in
+// the payload (what flexString.UnmarshalJSON keeps of a string without
+// escapes, a number, true or false), to copy them all out in one
+// allocation once the payload has scanned: a payload has a few dozen such
+// members, each of which was a string allocation of its own.
+type strs struct {
+	dst  []*flexString
+	span [][2]int // in the payload
+	size int
+}
+
+var strsPool = sync.Pool{New: func() any { return new(strs) }}
+
+// maxShared is the longest value copied out with the others: a longer one
+// gets an allocation of its own, so that a large value the record does not
+// use (an error_str of a success) is not kept alive by the small ones.
+const maxShared = 256
+
+// add records that *d is b[start:end] (a scanned value), or reports false
+// when the value is not one it takes (flexString.UnmarshalJSON decides).
+func (t *strs) add(d *flexString, b []byte, start, end int) bool {
+	switch b[start] {
+	case '"':
+		if bytes.IndexByte(b[start:end], '\\') >= 0 {
+			return false
+		}
+		start, end = start+1, end-1
+		if string(b[start:end]) == "None" {
+			start = end // pyNone
+		}
+	case 'n', '{', '[':
+		return false
+	}
+	if start == end {
+		*d = ""
+		return true
+	}
+	return t.put(d, start, end)
+}
+
+// put records that *d is b[start:end] of the payload, unless it is longer
+// than maxShared (false: the caller copies it alone).
+func (t *strs) put(d *flexString, start, end int) bool {
+	if end-start > maxShared {
+		return false
+	}
+	t.dst = append(t.dst, d)
+	t.span = append(t.span, [2]int{start, end})
+	t.size += end - start
+	return true
+}
+
+// copyOut sets every recorded member, from one copy of their bytes.
+func (t *strs) copyOut(b []byte) {
+	var sb strings.Builder
+	sb.Grow(t.size)
+	for _, sp := range t.span {
+		sb.Write(b[sp[0]:sp[1]])
+	}
+	all, at := sb.String(), 0
+	for i, d := range t.dst {
+		n := t.span[i][1] - t.span[i][0]
+		*d = flexString(all[at : at+n])
+		at += n
+	}
+}
+
+// release empties t (no pointer into a decoded struct stays) and returns
+// it to the pool.
+func (t *strs) release() {
+	clear(t.dst)
+	t.dst, t.span, t.size = t.dst[:0], t.span[:0], 0
+	strsPool.Put(t)
 }
 
 // members decodes the object at s.i: field returns each member's
@@ -78,6 +164,18 @@ func (s *scanner) member(depth int, dst any) bool {
 		}
 		start, end, ok := s.value(depth)
 		if ok {
+			_ = d.UnmarshalJSON(s.b[start:end])
+		}
+		return ok
+	case *flexString:
+		start, end, ok := s.value(depth)
+		if ok && (s.strs == nil || !s.strs.add(d, s.b, start, end)) {
+			_ = d.UnmarshalJSON(s.b[start:end])
+		}
+		return ok
+	case *flexStrings:
+		start, end, ok := s.value(depth)
+		if ok && (s.b[start] != '[' || !d.plainStrings(s.b[start:end], s.strs, start)) {
 			_ = d.UnmarshalJSON(s.b[start:end])
 		}
 		return ok

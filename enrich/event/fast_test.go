@@ -151,6 +151,11 @@ func TestFastLiteLLMEdges(t *testing.T) {
 		`{"a":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`,
 		`{"a":` + strings.Repeat(`{"b":`, 200) + `1` + strings.Repeat("}", 200) + `}`,
 		"{\n\t\"id\" :\r \"a\" }", `{"usage":"Usage(completion_tokens=12, prompt_tokens=31)"}`,
+		// Values copied out together (fast.go, strs) and those too long for it.
+		`{"id":"None","model":"","call_type":12.5e3,"stream":true,"cache_hit":false,"trace_id":null,"status":"a\"b"}`,
+		`{"id":"` + strings.Repeat("x", maxShared) + `","trace_id":"` + strings.Repeat("y", maxShared+1) + `","model":"m"}`,
+		`{"request_tags":["` + strings.Repeat("t", maxShared+1) + `","None","","b","` + strings.Repeat("u", maxShared) + `"],"metadata":{"tags":["None"]}}`,
+		`{"metadata":{"user_api_key_alias":"a","tags":["x","y"],"user_api_key_spend":"1.5"},"error_information":{"error_code":429,"error_message":"None"}}`,
 	} {
 		agree(t, []byte(s))
 	}

@@ -173,7 +173,7 @@ func (l *flexStrings) UnmarshalJSON(b []byte) error {
 			*l = flexStrings{string(s)}
 		}
 	case '[':
-		if l.plainStrings(b) {
+		if l.plainStrings(b, nil, 0) {
 			return nil
 		}
 		var ss []string
@@ -203,8 +203,10 @@ func (l *flexStrings) UnmarshalJSON(b []byte) error {
 // plainStrings decodes the common case, an array of strings without
 // escapes or bytes >= 0x80, without the general decoder: what it gives
 // is what the all-strings path below gives ("" and "None" dropped). It
-// reports false, having set nothing, for any other array.
-func (l *flexStrings) plainStrings(b []byte) bool {
+// reports false, having set nothing, for any other array. With t (the fast
+// path; b is then the payload's bytes from off) the strings are left for
+// t to copy out with the payload's other values.
+func (l *flexStrings) plainStrings(b []byte, t *strs, off int) bool {
 	s := scanner{b: b, i: 1}
 	n := 0
 	if s.peek() != ']' {
@@ -239,8 +241,15 @@ func (l *flexStrings) plainStrings(b []byte) bool {
 	for range n {
 		s.peek()
 		start, end, _, _ := s.str()
-		if v := string(b[start+1 : end-1]); v != "" && v != "None" {
-			out = append(out, v)
+		switch v := b[start+1 : end-1]; {
+		case len(v) == 0 || string(v) == "None":
+		case t != nil:
+			out = append(out, "")
+			if !t.put((*flexString)(&out[len(out)-1]), off+start+1, off+end-1) {
+				out[len(out)-1] = string(v)
+			}
+		default:
+			out = append(out, string(v))
 		}
 		s.peek()
 		s.i++ // ',' or ']'

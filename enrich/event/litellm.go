@@ -61,6 +61,19 @@ type LiteLLM struct {
 	// Emission is the "auditline" member auditline's LiteLLM plugin adds
 	// (zero for the stock generic_api callback).
 	Emission Emission
+
+	floats [8]float64 // what Budget's and Error's pointers point to (see keep)
+}
+
+// keep returns f's value as a pointer into l's own storage (slot i, one per
+// field), or nil when unknown: one allocation for the LiteLLM instead of one
+// per known amount.
+func (l *LiteLLM) keep(i int, f flexFloat) *float64 {
+	if !f.ok {
+		return nil
+	}
+	l.floats[i] = f.v
+	return &l.floats[i]
 }
 
 // DropContent releases Messages and Response (their hashes stay), for capture
@@ -359,14 +372,14 @@ func (w *wireLiteLLM) literal() *LiteLLM {
 			Route:       string(m.Route),
 			Tags:        []string(w.RequestTags),
 		},
-		Budget: Budget{
-			KeySpend: m.KeySpend.ptr(), KeyMax: m.KeyMax.ptr(), KeyResetAt: string(m.KeyResetAt),
-			UserSpend: m.UserSpend.ptr(), UserMax: m.UserMax.ptr(),
-			TeamSpend: m.TeamSpend.ptr(), TeamMax: m.TeamMax.ptr(),
-		},
 		AppliedGuardrails: []string(m.AppliedGuardrails),
 		Messages:          content(w.Messages),
 		Response:          content(w.Response),
+	}
+	l.Budget = Budget{
+		KeySpend: l.keep(0, m.KeySpend), KeyMax: l.keep(1, m.KeyMax), KeyResetAt: string(m.KeyResetAt),
+		UserSpend: l.keep(2, m.UserSpend), UserMax: l.keep(3, m.UserMax),
+		TeamSpend: l.keep(4, m.TeamSpend), TeamMax: l.keep(5, m.TeamMax),
 	}
 	l.MessagesSHA256, l.ResponseSHA256 = sha(l.Messages), sha(l.Response)
 	l.Emission = w.Auditline.emission()
@@ -395,7 +408,7 @@ func (w *wireLiteLLM) literal() *LiteLLM {
 			Normalized:        string(e.Normalized),
 			RateLimitCategory: string(e.RateLimitCategory), RateLimitType: string(e.RateLimitType),
 			BudgetEntityType: string(e.BudgetEntityType), BudgetEntityID: string(e.BudgetEntityID),
-			BudgetLimit: e.BudgetLimit.ptr(), BudgetSpend: e.BudgetSpend.ptr(),
+			BudgetLimit: l.keep(6, e.BudgetLimit), BudgetSpend: l.keep(7, e.BudgetSpend),
 		}
 	}
 	if l.Error.Message == "" && l.Status == "failure" {

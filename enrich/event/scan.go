@@ -21,6 +21,8 @@ import (
 type scanner struct {
 	b []byte
 	i int
+
+	strs *strs // fast.go: flexString values to copy out at the end (nil: each as it comes)
 }
 
 // maxScanDepth bounds nesting on the fast path (jsontext allows 10,000; the
