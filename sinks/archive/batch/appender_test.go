@@ -5,11 +5,13 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/sinks/archive/archivetest"
@@ -148,5 +150,37 @@ func TestAppendersMatchReflection(t *testing.T) {
 		wa.Release()
 		got.Release()
 		want.Release()
+	}
+}
+
+// TestNewRowDecodesLikeV2: for records with every field set at random, in
+// the canonical form enrich publishes, NewRow keeps the value and its
+// Decision (read by record.DecodeCompact) equals what encoding/json/v2
+// decodes from the same value.
+func TestNewRowDecodesLikeV2(t *testing.T) {
+	r := rand.New(rand.NewPCG(39, 17))
+	n := 0
+	for range 500 {
+		var d record.Decision
+		fill(r, reflect.ValueOf(&d).Elem())
+		v, err := d.Canonical()
+		if err != nil {
+			continue
+		}
+		n++
+		row := NewRow("auditline.decisions", 0, 1, time.UnixMilli(1), v)
+		if row.Error != "" || &row.Canonical[0] != &v[0] {
+			t.Fatalf("a canonical value was not kept as it is: %q", row.Error)
+		}
+		var want record.Decision
+		if err := jsonv2.Unmarshal(v, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(row.Decision, &want) {
+			t.Fatalf("NewRow's record differs from encoding/json/v2's for\n%s", v)
+		}
+	}
+	if n < 400 {
+		t.Fatalf("only %d of 500 random records encoded", n)
 	}
 }
