@@ -19,11 +19,13 @@
 // value that is not JSON at all is archived as its raw bytes with
 // archive_error set: the archive never drops a record, even a malformed one.
 //
-// Parquet: written with arrow-go's pqarrow, zstd, dictionary encoding and
-// statistics, row groups cut by bytes (WriteBuffered + NewBufferedRowGroup),
-// a split-block bloom filter on record_id (so `auditline prove` reads a
-// footer and a filter instead of a column), and key-value metadata naming the
-// batch (auditline.* keys). The Arrow schema is stored too.
+// Parquet: written with arrow-go's pqarrow, zstd, plain encoding (no
+// dictionaries: see Encode), statistics on every column but
+// archive_canonical and archive_leaf, row groups cut by bytes (WriteBuffered
+// + NewBufferedRowGroup), a split-block bloom filter on record_id (so
+// `auditline prove` reads a footer and a filter instead of a column), and
+// key-value metadata naming the batch (auditline.* keys). The Arrow schema
+// is stored too.
 package batch
 
 import (
