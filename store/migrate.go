@@ -112,9 +112,7 @@ func (s schema) migrate(ctx context.Context, conn driver.Conn, log *slog.Logger)
 	// INSERT … VALUES through Exec hangs on 18.16 (the server waits for a
 	// data block), so records go through the batch API like every insert.
 	record := func(version int, name, checksum string) error {
-		err := insert(ctx, conn, db, TableMigrations, []string{"version", "name", "checksum"},
-			[]any{[]uint32{uint32(version)}, []string{name}, []string{checksum}}, "")
-		if err != nil {
+		if err := s.recordApplied(ctx, conn, version, name, checksum); err != nil {
 			return fmt.Errorf("migrate: record %s: %w", name, err)
 		}
 		return nil
@@ -193,6 +191,18 @@ func (s schema) migrate(ctx context.Context, conn driver.Conn, log *slog.Logger)
 }
 
 // appliedMigrations maps each recorded name to its latest checksum.
+// recordApplied adds a row to schema_migrations. Its applied_at is now, or a
+// second after the name's latest row when that is not earlier: applied_at
+// has whole seconds, and appliedMigrations takes the checksum of the latest
+// row (argMax), which two rows of one second would leave to chance — a
+// layout recorded in the same second as the one it replaces was read back
+// as the old one (TestRebuildLayout failed that way on a busy machine).
+func (s schema) recordApplied(ctx context.Context, conn driver.Conn, version int, name, checksum string) error {
+	t := s.t(TableMigrations)
+	return conn.Exec(ctx, "INSERT INTO "+t+" (version, name, checksum, applied_at) SELECT toUInt32(?), ?, ?, greatest(now(), (SELECT max(applied_at) FROM "+t+" WHERE name = ?) + 1)",
+		uint32(version), name, checksum, name)
+}
+
 func appliedMigrations(ctx context.Context, conn driver.Conn, s schema) (map[string]string, error) {
 	rows, err := conn.Query(ctx, "SELECT name, argMax(checksum, applied_at) FROM "+s.t(TableMigrations)+" GROUP BY name")
 	if err != nil {
@@ -340,8 +350,7 @@ func SetRawEventsTTL(ctx context.Context, conn driver.Conn, db string, srv Serve
 	if err := conn.Exec(ctx, q); err != nil {
 		return nil, fmt.Errorf("migrate: %s: %w", what, err)
 	}
-	if err := insert(ctx, conn, db, TableMigrations, []string{"version", "name", "checksum"},
-		[]any{[]uint32{0}, []string{rawEventsTTLRecord}, []string{sum}}, ""); err != nil {
+	if err := s.recordApplied(ctx, conn, 0, rawEventsTTLRecord, sum); err != nil {
 		return nil, fmt.Errorf("migrate: record %s: %w", what, err)
 	}
 	return []string{what}, nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +143,31 @@ func testRebuildLayout(t *testing.T) {
 	}
 	if got := count(t, conn, q("SELECT count() FROM {db}."+ViewLatest)); got != before[5]+10 {
 		t.Fatalf("after OPTIMIZE FINAL the latest view has %d rows, want %d", got, before[5]+10)
+	}
+}
+
+// TestRecordAppliedSameSecond: two rows of one name recorded within one
+// second (applied_at has whole seconds) read back as the later one, every
+// time — the tie that once made a second migrate rebuild again.
+func TestRecordAppliedSameSecond(t *testing.T) {
+	testenv.ForEachClickHouse(t, testRecordAppliedSameSecond)
+}
+
+func testRecordAppliedSameSecond(t *testing.T) {
+	conn, db, srv := testDB(t)
+	ctx := context.Background()
+	s := schema{db: db, srv: srv}
+	for i := range 5 {
+		want := fmt.Sprintf("checksum %d", i)
+		if err := s.recordApplied(ctx, conn, 0, "same second", want); err != nil {
+			t.Fatal(err)
+		}
+		applied, err := appliedMigrations(ctx, conn, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := applied["same second"]; got != want {
+			t.Fatalf("after recording %q: read back %q", want, got)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -87,7 +88,20 @@ func runStages(names ...string) func(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		setMemoryLimit(cfg, len(names))
 		return app.Run(ctx, cfg, names, app.Options{Reload: load})
+	}
+}
+
+// setMemoryLimit applies memory.stage_limit for a process running n stages (0:
+// all), unless GOMEMLIMIT set the runtime's limit already. It is set here, in
+// the binary, not in app.Run: tests run stages in their own process too.
+func setMemoryLimit(cfg *app.Config, n int) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if l := cfg.MemoryLimit(n); l > 0 {
+		debug.SetMemoryLimit(l)
 	}
 }
 

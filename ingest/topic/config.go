@@ -64,7 +64,8 @@ type Config struct {
 	// both the count and the bytes are back under half. This, not the
 	// count, is what bounds a stage's memory for fetched records: the
 	// stage slows down (its consumer lag grows) instead of growing. Default
-	// 64 MiB.
+	// 64 MiB; the store and the archive bound their readers lower, by their
+	// batch sizes.
 	MaxOutstandingBytes int `yaml:"max_outstanding_bytes"`
 	// MaxBufferBytes bounds what the Writer buffers; Produce blocks beyond it
 	// until its context ends.

@@ -31,6 +31,7 @@ type Config struct {
 	TopicPrefix string            `yaml:"topic_prefix"`
 	Log         LogConfig         `yaml:"log"`
 	Ops         OpsConfig         `yaml:"ops"`
+	Memory      MemoryConfig      `yaml:"memory"`
 	Ingest      ingest.Config     `yaml:"ingest"`
 	Enrich      enrich.Config     `yaml:"enrich"`
 	Store       store.Config      `yaml:"store"`
@@ -51,6 +52,33 @@ type OpsConfig struct {
 	Listen string `yaml:"listen"`
 }
 
+// MemoryConfig is the memory budget of a process.
+type MemoryConfig struct {
+	// StageLimit is the soft limit of the Go runtime's memory per stage a
+	// process runs (runtime/debug.SetMemoryLimit: 'auditline enrich' gets
+	// it once, 'auditline all' once per stage), in bytes; 0 sets none. A
+	// GOMEMLIMIT in the environment takes precedence. The stages' own
+	// bounds (kafka.max_outstanding_bytes, enrich.cache_bytes,
+	// store.batch_bytes, archive.batch.max_bytes) keep the live heap well
+	// below it; the limit makes the collector return garbage before the
+	// heap doubles, instead of letting RSS reach twice the live heap.
+	StageLimit int64 `yaml:"stage_limit"`
+}
+
+// DefaultStageLimit is memory.stage_limit's default: with the default bounds a
+// stage's peak RSS stays under 256 MB at the benchmark's load, catch-up
+// included (bench/PROFILE.md, fifth pass).
+const DefaultStageLimit = 200 << 20
+
+// MemoryLimit returns the soft memory limit for a process that runs n stages
+// (every stage when n is 0): memory.stage_limit × n, or 0 for none.
+func (c *Config) MemoryLimit(n int) int64 {
+	if n == 0 {
+		n = len(pipeline)
+	}
+	return c.Memory.StageLimit * int64(n)
+}
+
 // NewDefaultConfig returns every section's defaults. Consumer groups are
 // those of the default topic prefix (auditline-enrich, …).
 func NewDefaultConfig() Config {
@@ -59,6 +87,7 @@ func NewDefaultConfig() Config {
 		TopicPrefix: raw.DefaultTopics.Prefix,
 		Log:         LogConfig{Level: "info", Format: "text"},
 		Ops:         OpsConfig{Listen: "127.0.0.1:9464"},
+		Memory:      MemoryConfig{StageLimit: DefaultStageLimit},
 		Ingest:      ingest.NewDefaultConfig(),
 		Enrich:      enrich.NewDefaultConfig(),
 		Store:       store.NewDefaultConfig(),
@@ -178,6 +207,9 @@ func (c *Config) Validate(stages ...string) error {
 	}
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		errs = append(errs, fmt.Errorf("log.format: %q, want json or text", c.Log.Format))
+	}
+	if l := c.Memory.StageLimit; l != 0 && l < 64<<20 {
+		errs = append(errs, fmt.Errorf("memory.stage_limit: %d, want 0 (no limit) or at least 67108864 (64 MiB)", l))
 	}
 	if len(stages) == 0 {
 		stages = StageNames()

@@ -91,3 +91,40 @@ func TestDefaultGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryLimit: memory.stage_limit is per stage the process runs, 0 is
+// none, the environment overrides it, and a limit too small to run a stage
+// is refused with its key.
+func TestMemoryLimit(t *testing.T) {
+	cfg := NewDefaultConfig()
+	if got := cfg.MemoryLimit(1); got != DefaultStageLimit {
+		t.Errorf("one stage: %d, want %d", got, DefaultStageLimit)
+	}
+	if got, want := cfg.MemoryLimit(0), int64(len(StageNames()))*DefaultStageLimit; got != want {
+		t.Errorf("every stage: %d, want %d", got, want)
+	}
+	if got := cfg.MemoryLimit(2); got != 2*DefaultStageLimit {
+		t.Errorf("two stages: %d, want %d", got, 2*DefaultStageLimit)
+	}
+	for _, tc := range []struct {
+		env     string
+		limit   int64
+		invalid bool
+	}{
+		{"0", 0, false},
+		{"104857600", 100 << 20, false},
+		{"1048576", 1 << 20, true},
+	} {
+		c, err := Load("", []string{"AUDITLINE_MEMORY_STAGE_LIMIT=" + tc.env})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.env, err)
+		}
+		if got := c.MemoryLimit(1); got != tc.limit {
+			t.Errorf("%s: limit %d, want %d", tc.env, got, tc.limit)
+		}
+		err = c.Validate("ingest")
+		if tc.invalid != (err != nil && strings.Contains(err.Error(), "memory.stage_limit")) {
+			t.Errorf("%s: Validate = %v, want invalid %v", tc.env, err, tc.invalid)
+		}
+	}
+}

@@ -143,6 +143,12 @@ func newArchiver(cfg Config, shared topic.Shared, decisionsTopic string, set Set
 			"max_bytes", cfg.Batch.MaxBytes, "max_outstanding_bytes", kafka.MaxOutstandingBytes)
 		a.cfg.Batch.MaxBytes = half
 	}
+	// Nor does it fetch further ahead than the open batch and the next one
+	// (the store's rule too): more buys a sink that seals one batch at a
+	// time per partition nothing, and costs memory.
+	if kafka.MaxOutstandingBytes > 0 {
+		kafka.MaxOutstandingBytes = int(min(int64(kafka.MaxOutstandingBytes), 2*a.cfg.Batch.MaxBytes))
+	}
 	tick := min(cfg.Batch.MaxAge/4, time.Second)
 	a.reader, err = topic.NewReader(kafka, cfg.Group, []string{decisionsTopic}, a,
 		topic.ReaderOptions{TickInterval: max(tick, 10*time.Millisecond), Logger: set.Logger})

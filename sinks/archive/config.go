@@ -21,7 +21,7 @@ const (
 	DefaultGroup              = "auditline-archive"
 	DefaultPrefix             = "auditline/"
 	DefaultMaxRecords         = 20_000
-	DefaultMaxBytes           = 32 << 20 // half of kafka.max_outstanding_bytes: the Reader never pauses a partition before a batch fills
+	DefaultMaxBytes           = 8 << 20 // half of kafka.max_outstanding_bytes: the Reader never pauses a partition before a batch fills
 	DefaultMaxAge             = time.Minute
 	DefaultRowGroupBytes      = 32 << 20
 	DefaultCheckpointInterval = time.Minute
@@ -150,7 +150,7 @@ type RetentionConfig struct {
 // seals the partition's open batch.
 type BatchConfig struct {
 	MaxRecords int           `yaml:"max_records"` // records per batch; default 20,000
-	MaxBytes   int64         `yaml:"max_bytes"`   // canonical bytes per batch; default 32 MiB, at most half of kafka.max_outstanding_bytes
+	MaxBytes   int64         `yaml:"max_bytes"`   // canonical bytes per batch; default 8 MiB, at most half of kafka.max_outstanding_bytes
 	MaxAge     time.Duration `yaml:"max_age"`     // age of the oldest unsealed record; default 1m
 	// RowGroupBytes sizes Parquet row groups; default 32 MiB.
 	RowGroupBytes int64 `yaml:"row_group_bytes"`
