@@ -5,7 +5,10 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/auditline/auditline/ingest/loadgen"
+	"github.com/auditline/auditline/ingest/raw"
 )
 
 // sameWithoutContent checks parseLiteLLM without content against
@@ -77,4 +80,27 @@ func FuzzParseWithoutContent(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { sameWithoutContent(t, b) })
+}
+
+// TestSourceOf: sourceOf reads the header as raw.Header does, for every
+// known source, an unknown one, a missing header and a repeated one (the
+// first wins).
+func TestSourceOf(t *testing.T) {
+	rec := func(hs ...string) *kgo.Record {
+		r := &kgo.Record{}
+		for i := 0; i < len(hs); i += 2 {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: hs[i], Value: []byte(hs[i+1])})
+		}
+		return r
+	}
+	cases := []*kgo.Record{rec(), rec("x", "litellm"), rec(raw.HeaderSource, "unknown"), rec(raw.HeaderSource, ""),
+		rec(raw.HeaderSource, "gateway", raw.HeaderSource, "litellm"), rec("x", "y", raw.HeaderSource, "access")}
+	for _, s := range sources {
+		cases = append(cases, rec(raw.HeaderSource, string(s)), rec(raw.HeaderSource, string(s)+"x"))
+	}
+	for _, r := range cases {
+		if got, want := sourceOf(r), raw.Source(raw.Header(r, raw.HeaderSource)); got != want {
+			t.Errorf("headers %v: sourceOf %q, raw.Header %q", r.Headers, got, want)
+		}
+	}
 }

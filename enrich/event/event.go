@@ -65,7 +65,7 @@ func fromRecord(r *kgo.Record, content bool) (*Event, error) {
 	sum := sha256.Sum256(r.Value)
 	e := &Event{
 		ID:         raw.Header(r, raw.HeaderEventID),
-		Source:     raw.Source(raw.Header(r, raw.HeaderSource)),
+		Source:     sourceOf(r),
 		Key:        string(r.Key),
 		Topic:      r.Topic,
 		Partition:  r.Partition,
@@ -130,6 +130,27 @@ func fromRecord(r *kgo.Record, content bool) (*Event, error) {
 		e.ID = string(e.Source) + ":sha256:" + e.SHA256
 	}
 	return e, nil
+}
+
+// sources are the values of raw.HeaderSource sourceOf returns without a copy.
+var sources = []raw.Source{raw.SourceLiteLLM, raw.SourceGateway, raw.SourceOversight, raw.SourceRequestStarted,
+	raw.SourceAttempt, raw.SourceApproval, raw.SourceAccess}
+
+// sourceOf is raw.Source(raw.Header(r, raw.HeaderSource)), without copying a
+// known value.
+func sourceOf(r *kgo.Record) raw.Source {
+	for _, h := range r.Headers {
+		if h.Key != raw.HeaderSource {
+			continue
+		}
+		for _, s := range sources {
+			if string(h.Value) == string(s) {
+				return s
+			}
+		}
+		return raw.Source(h.Value)
+	}
+	return ""
 }
 
 // Time is the event's own time: the attempt's end for LiteLLM, occurred_at for

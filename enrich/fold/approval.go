@@ -144,10 +144,13 @@ func (b *Builder) approval(d *record.Decision, attempts, approvals, oversights [
 			ap.ExecutedAt = minNonZero(ap.ExecutedAt, a.ReceivedAt)
 		}
 	}
-	who := subjects(d, approvals)
+	var who map[string]bool // read only for a decision: built only when there is one
+	var out map[string]record.ApprovalDecision
+	if len(evs) > 0 {
+		who, out = subjects(d, approvals), make(map[string]record.ApprovalDecision, len(evs))
+	}
 	var overriders []string
 	decided := ""
-	out := map[string]record.ApprovalDecision{}
 	for _, e := range evs {
 		dec, _ := decisionOf(e)
 		approver := strings.ToLower(dec.Approver)

@@ -191,7 +191,11 @@ func (b *Builder) Build(events []*event.Event, ctx Context) record.Decision {
 	if b.approvalReasons(&d) {
 		b.risk(&d, ctx)
 	}
-	b.oversight(&d, oversights, subjects(&d, approvals), decs)
+	var who map[string]bool // read only for an oversight event: built only when there is one
+	if len(oversights) > 0 {
+		who = subjects(&d, approvals)
+	}
+	b.oversight(&d, oversights, who, decs)
 	// Last: every rule above (separation of duties compares subjects and
 	// approvers, tiers match teams and tags) decided on the clear values.
 	b.pseudonymise(&d)
