@@ -112,6 +112,7 @@ type rawRows struct {
 	size                                                          []uint32
 	stored                                                        []uint8
 	hkeys, hvals                                                  [][]string
+	hslab                                                         []string // the rows' hkeys and hvals arrays are cut from it
 }
 
 func newRawRows(bodyMax int, capt *capture.Capturer) *rawRows {
@@ -131,12 +132,15 @@ func (r *rawRows) add(rec *kgo.Record) error {
 	r.topic = append(r.topic, rec.Topic)
 	r.partition = append(r.partition, rec.Partition)
 	r.offset = append(r.offset, rec.Offset)
-	r.key = append(r.key, string(rec.Key))
-	r.source = append(r.source, raw.Header(rec, raw.HeaderSource))
-	r.format = append(r.format, raw.Header(rec, raw.HeaderFormat))
-	r.eventID = append(r.eventID, raw.Header(rec, raw.HeaderEventID))
-	r.batch = append(r.batch, raw.Header(rec, raw.HeaderBatch))
-	r.reason = append(r.reason, r.capt.Text(raw.Header(rec, raw.HeaderReason)))
+	// The key and header values are not copied either: like the body, they
+	// are the record's bytes, which do not change until the batch is
+	// inserted (clickhouse-go copies them into its block).
+	r.key = append(r.key, alias(rec.Key))
+	r.source = append(r.source, header(rec, raw.HeaderSource))
+	r.format = append(r.format, header(rec, raw.HeaderFormat))
+	r.eventID = append(r.eventID, header(rec, raw.HeaderEventID))
+	r.batch = append(r.batch, header(rec, raw.HeaderBatch))
+	r.reason = append(r.reason, r.capt.Text(header(rec, raw.HeaderReason)))
 	r.received = append(r.received, dateTime(recv))
 	r.receivedMS = append(r.receivedMS, recv)
 	r.tsMS = append(r.tsMS, rec.Timestamp.UnixMilli())
@@ -155,13 +159,39 @@ func (r *rawRows) add(rec *kgo.Record) error {
 		r.body = append(r.body, "")
 		r.stored = append(r.stored, 0)
 	}
-	ks, vs := make([]string, len(rec.Headers)), make([]string, len(rec.Headers))
+	n := len(rec.Headers)
+	if n == 0 {
+		r.hkeys = append(r.hkeys, []string{}) // not nil, as before (no allocation)
+		r.hvals = append(r.hvals, []string{})
+		return nil
+	}
+	if cap(r.hslab)-len(r.hslab) < 2*n {
+		r.hslab = make([]string, 0, max(listSlab, 2*n))
+	}
+	at := len(r.hslab)
+	r.hslab = r.hslab[:at+2*n]
+	ks, vs := r.hslab[at:at+n:at+n], r.hslab[at+n:at+2*n:at+2*n]
 	for i, h := range rec.Headers {
-		ks[i], vs[i] = h.Key, r.capt.Text(string(h.Value))
+		ks[i], vs[i] = h.Key, r.capt.Text(alias(h.Value))
 	}
 	r.hkeys = append(r.hkeys, ks)
 	r.hvals = append(r.hvals, vs)
 	return nil
+}
+
+// alias is b as a string, not copied: b must not change while the string
+// is in use.
+func alias(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// header is raw.Header without the copy: the value of the record's first
+// header named key (aliased), or "".
+func header(rec *kgo.Record, key string) string {
+	for _, h := range rec.Headers {
+		if h.Key == key {
+			return alias(h.Value)
+		}
+	}
+	return ""
 }
 
 func (r *rawRows) len() int          { return len(r.topic) }
@@ -173,8 +203,25 @@ func (r *rawRows) values() []any {
 		r.received, r.receivedMS, r.tsMS, r.sum, r.size, r.body, r.stored, r.hkeys, r.hvals}
 }
 
+// reset empties the rows, keeping the column buffers for the next batch
+// (as DecisionBatch does) instead of growing them again from nothing.
 func (r *rawRows) reset() {
-	*r = rawRows{bodyMax: r.bodyMax, capt: r.capt, names: r.names}
+	truncate(&r.topic, &r.key, &r.source, &r.format, &r.eventID, &r.batch, &r.reason, &r.sum, &r.body, &r.hslab)
+	truncate(&r.partition)
+	truncate(&r.offset, &r.receivedMS, &r.tsMS)
+	truncate(&r.received)
+	truncate(&r.size)
+	truncate(&r.stored)
+	truncate(&r.hkeys, &r.hvals)
+}
+
+// truncate empties each slice, keeping its capacity; its old elements are
+// cleared so that they hold nothing of an inserted batch.
+func truncate[T any](ss ...*[]T) {
+	for _, s := range ss {
+		clear(*s)
+		*s = (*s)[:0]
+	}
 }
 
 // storedFlag is body_stored for a body kept: 1 when it is the original bytes,
