@@ -580,7 +580,7 @@ func (r *report) targets() []target {
 			lim = map[string]string{
 				"store":   "per topic it reads (decisions, four raw topics, the DLQ) and partition: up to 2 × `store.batch_bytes` (8 MiB) of fetched messages not yet inserted, the batch being inserted as decoded rows and then as clickhouse-go's column blocks and LZ4 buffer (each column released once copied), over the soft limit `memory.stage_limit` (200 MiB) unless GOMEMLIMIT changed it (bench/PROFILE.md)",
 				"archive": "an open batch is held in memory until sealed (`archive.batch.max_bytes`, 8 MiB by default and at most half of `kafka.max_outstanding_bytes`: records, decoded rows, canonical JSON and the Parquet file being built), plus fetched records, over the soft limit `memory.stage_limit` (200 MiB) unless GOMEMLIMIT changed it",
-				"enrich":  "per partition: the amendment cache (`enrich.cache_bytes`, 16 MiB), pending requests and unread fetched events (`kafka.max_outstanding_bytes`, 64 MiB per topic; pending requests hold decoded events, not payloads) and the producer's in-flight records, over the soft limit `memory.stage_limit` (200 MiB) unless GOMEMLIMIT changed it",
+				"enrich":  "per partition: the amendment cache (`enrich.cache_bytes`, 64 MiB), pending requests and unread fetched events (`kafka.max_outstanding_bytes`, 64 MiB per topic; pending requests hold decoded events, not payloads) and the producer's in-flight records, under Go's heap target of twice the live heap: enrich has no soft limit by default (`memory.enrich_limit`; bench/PROFILE.md, fifth pass (memory), says why)",
 				"ingest":  "the producer buffer (`kafka.max_buffer_bytes`, 64 MB) and bodies in flight (`ingest.max_inflight_bytes`)",
 			}[k]
 		}

@@ -17,7 +17,7 @@ const (
 	DefaultOutcomeWait   = 5 * time.Minute
 	DefaultIdleAfter     = 5 * time.Second
 	DefaultAmendWindow   = time.Hour
-	DefaultCacheBytes    = 16 << 20
+	DefaultCacheBytes    = 64 << 20
 	DefaultMaxPending    = 50_000 // above what kafka.max_outstanding_bytes (64 MiB) lets pend: backpressure comes first
 	DefaultBurstLookback = 24 * time.Hour
 	DefaultTickInterval  = time.Second

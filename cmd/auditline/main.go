@@ -88,19 +88,19 @@ func runStages(names ...string) func(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		setMemoryLimit(cfg, len(names))
+		setMemoryLimit(cfg, names)
 		return app.Run(ctx, cfg, names, app.Options{Reload: load})
 	}
 }
 
-// setMemoryLimit applies memory.stage_limit for a process running n stages (0:
-// all), unless GOMEMLIMIT set the runtime's limit already. It is set here, in
+// setMemoryLimit applies the memory section's limits for a process running the
+// named stages (none: all), unless GOMEMLIMIT set the runtime's limit already. It is set here, in
 // the binary, not in app.Run: tests run stages in their own process too.
-func setMemoryLimit(cfg *app.Config, n int) {
+func setMemoryLimit(cfg *app.Config, names []string) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	if l := cfg.MemoryLimit(n); l > 0 {
+	if l := cfg.MemoryLimit(names...); l > 0 {
 		debug.SetMemoryLimit(l)
 	}
 }

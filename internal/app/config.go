@@ -54,29 +54,50 @@ type OpsConfig struct {
 
 // MemoryConfig is the memory budget of a process.
 type MemoryConfig struct {
-	// StageLimit is the soft limit of the Go runtime's memory per stage a
-	// process runs (runtime/debug.SetMemoryLimit: 'auditline enrich' gets
-	// it once, 'auditline all' once per stage), in bytes; 0 sets none. A
-	// GOMEMLIMIT in the environment takes precedence. The stages' own
-	// bounds (kafka.max_outstanding_bytes, enrich.cache_bytes,
-	// store.batch_bytes, archive.batch.max_bytes) keep the live heap well
-	// below it; the limit makes the collector return garbage before the
-	// heap doubles, instead of letting RSS reach twice the live heap.
+	// StageLimit is the soft limit of the Go runtime's memory
+	// (runtime/debug.SetMemoryLimit) for each stage but enrich, in bytes; 0
+	// sets none. A process that runs several stages ('auditline all') gets
+	// the sum of theirs; a GOMEMLIMIT in the environment takes precedence.
+	// The sinks' own bounds (store.batch_bytes, archive.batch.max_bytes:
+	// their readers hold at most two batches) keep the live heap well below
+	// it; the limit makes the collector return garbage before the heap
+	// doubles, instead of letting RSS reach twice the live heap.
 	StageLimit int64 `yaml:"stage_limit"`
+	// EnrichLimit is enrich's soft limit; 0 (the default) sets none, and
+	// then a process running enrich has no limit at all. Enrich's working
+	// set is sized by rate × waits (pending requests up to
+	// kafka.max_outstanding_bytes per partition, the amendment cache up to
+	// enrich.cache_bytes), not by a batch: a limit below it makes the
+	// collector run without pause, and a slowed join lets stream time move
+	// by the wall-clock rule for idle topics (docs/enrich.md). Set it only
+	// above those bounds.
+	EnrichLimit int64 `yaml:"enrich_limit"`
 }
 
 // DefaultStageLimit is memory.stage_limit's default: with the default bounds a
-// stage's peak RSS stays under 256 MB at the benchmark's load, catch-up
-// included (bench/PROFILE.md, fifth pass).
+// sink's peak RSS stays under 256 MB at the benchmark's load, catch-up
+// included (bench/PROFILE.md, fifth pass (memory)).
 const DefaultStageLimit = 200 << 20
 
-// MemoryLimit returns the soft memory limit for a process that runs n stages
-// (every stage when n is 0): memory.stage_limit × n, or 0 for none.
-func (c *Config) MemoryLimit(n int) int64 {
-	if n == 0 {
-		n = len(pipeline)
+// MemoryLimit returns the soft memory limit for a process that runs the named
+// stages (every stage when none is named): the sum of their limits, or 0 for
+// none when any of them has none.
+func (c *Config) MemoryLimit(stages ...string) int64 {
+	if len(stages) == 0 {
+		stages = StageNames()
 	}
-	return c.Memory.StageLimit * int64(n)
+	var sum int64
+	for _, name := range stages {
+		l := c.Memory.StageLimit
+		if name == "enrich" {
+			l = c.Memory.EnrichLimit
+		}
+		if l <= 0 {
+			return 0
+		}
+		sum += l
+	}
+	return sum
 }
 
 // NewDefaultConfig returns every section's defaults. Consumer groups are
@@ -208,8 +229,13 @@ func (c *Config) Validate(stages ...string) error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		errs = append(errs, fmt.Errorf("log.format: %q, want json or text", c.Log.Format))
 	}
-	if l := c.Memory.StageLimit; l != 0 && l < 64<<20 {
-		errs = append(errs, fmt.Errorf("memory.stage_limit: %d, want 0 (no limit) or at least 67108864 (64 MiB)", l))
+	for _, m := range []struct {
+		key string
+		l   int64
+	}{{"memory.stage_limit", c.Memory.StageLimit}, {"memory.enrich_limit", c.Memory.EnrichLimit}} {
+		if m.l != 0 && m.l < 64<<20 {
+			errs = append(errs, fmt.Errorf("%s: %d, want 0 (no limit) or at least 67108864 (64 MiB)", m.key, m.l))
+		}
 	}
 	if len(stages) == 0 {
 		stages = StageNames()

@@ -92,39 +92,49 @@ func TestDefaultGroups(t *testing.T) {
 	}
 }
 
-// TestMemoryLimit: memory.stage_limit is per stage the process runs, 0 is
-// none, the environment overrides it, and a limit too small to run a stage
-// is refused with its key.
+// TestMemoryLimit: memory.stage_limit is per stage the process runs, enrich
+// has none by default (and then neither has a process running it), 0 is
+// none, the environment overrides both, and a limit too small to run a
+// stage is refused with its key.
 func TestMemoryLimit(t *testing.T) {
 	cfg := NewDefaultConfig()
-	if got := cfg.MemoryLimit(1); got != DefaultStageLimit {
-		t.Errorf("one stage: %d, want %d", got, DefaultStageLimit)
-	}
-	if got, want := cfg.MemoryLimit(0), int64(len(StageNames()))*DefaultStageLimit; got != want {
-		t.Errorf("every stage: %d, want %d", got, want)
-	}
-	if got := cfg.MemoryLimit(2); got != 2*DefaultStageLimit {
-		t.Errorf("two stages: %d, want %d", got, 2*DefaultStageLimit)
+	for _, tc := range []struct {
+		stages []string
+		want   int64
+	}{
+		{[]string{"store"}, DefaultStageLimit},
+		{[]string{"store", "archive"}, 2 * DefaultStageLimit},
+		{[]string{"enrich"}, 0},
+		{[]string{"ingest", "enrich"}, 0},
+		{nil, 0}, // every stage, enrich among them
+	} {
+		if got := cfg.MemoryLimit(tc.stages...); got != tc.want {
+			t.Errorf("%v: %d, want %d", tc.stages, got, tc.want)
+		}
 	}
 	for _, tc := range []struct {
-		env     string
+		env     []string
+		stages  []string
 		limit   int64
-		invalid bool
+		invalid string
 	}{
-		{"0", 0, false},
-		{"104857600", 100 << 20, false},
-		{"1048576", 1 << 20, true},
+		{[]string{"AUDITLINE_MEMORY_STAGE_LIMIT=0"}, []string{"store"}, 0, ""},
+		{[]string{"AUDITLINE_MEMORY_STAGE_LIMIT=104857600"}, []string{"store"}, 100 << 20, ""},
+		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=536870912"}, []string{"enrich", "store"}, 512<<20 + DefaultStageLimit, ""},
+		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=536870912"}, nil, 512<<20 + int64(len(StageNames())-1)*DefaultStageLimit, ""},
+		{[]string{"AUDITLINE_MEMORY_STAGE_LIMIT=1048576"}, []string{"store"}, 1 << 20, "memory.stage_limit"},
+		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=1048576"}, []string{"enrich"}, 1 << 20, "memory.enrich_limit"},
 	} {
-		c, err := Load("", []string{"AUDITLINE_MEMORY_STAGE_LIMIT=" + tc.env})
+		c, err := Load("", tc.env)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.env, err)
 		}
-		if got := c.MemoryLimit(1); got != tc.limit {
-			t.Errorf("%s: limit %d, want %d", tc.env, got, tc.limit)
+		if got := c.MemoryLimit(tc.stages...); got != tc.limit {
+			t.Errorf("%s %v: limit %d, want %d", tc.env, tc.stages, got, tc.limit)
 		}
 		err = c.Validate("ingest")
-		if tc.invalid != (err != nil && strings.Contains(err.Error(), "memory.stage_limit")) {
-			t.Errorf("%s: Validate = %v, want invalid %v", tc.env, err, tc.invalid)
+		if got := err != nil && strings.Contains(err.Error(), "memory."); got != (tc.invalid != "") || (got && !strings.Contains(err.Error(), tc.invalid)) {
+			t.Errorf("%s: Validate = %v, want an error naming %q", tc.env, err, tc.invalid)
 		}
 	}
 }
