@@ -15,7 +15,7 @@ const (
 	DefaultDatabase      = "auditline"
 	DefaultGroup         = "auditline-store"
 	DefaultBatchRows     = 10_000
-	DefaultBatchBytes    = 8 << 20
+	DefaultBatchBytes    = 16 << 20
 	DefaultLinger        = time.Second
 	DefaultRetryMin      = 200 * time.Millisecond
 	DefaultRetryMax      = 30 * time.Second
