@@ -74,9 +74,10 @@ type MemoryConfig struct {
 	EnrichLimit int64 `yaml:"enrich_limit"`
 }
 
-// DefaultStageLimit is memory.stage_limit's default: with the default bounds a
-// sink's peak RSS stays under 256 MB at the benchmark's load, catch-up
-// included (bench/PROFILE.md, fifth pass (memory)).
+// DefaultStageLimit is memory.stage_limit's default: with the default bounds
+// the archive's peak RSS stays under 256 MB at the benchmark's load, catch-up
+// included, and the store's near it (254–266 MB; bench/PROFILE.md, fifth
+// pass (memory), and BENCHMARKS.md).
 const DefaultStageLimit = 200 << 20
 
 // MemoryLimit returns the soft memory limit for a process that runs the named
