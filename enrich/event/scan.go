@@ -58,15 +58,19 @@ var hexVal = func() (t [256]int8) {
 	return
 }()
 
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
+func (s *scanner) ws() { s.i = skipWS(s.b, s.i) }
+
+// skipWS returns the offset of the first non-space byte at or after i.
+func skipWS(b []byte, i int) int {
+	for i < len(b) && b[i] <= ' ' {
+		switch b[i] {
 		case ' ', '\t', '\n', '\r':
-			s.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 // peek returns the next non-space byte (0 at the end).
@@ -81,9 +85,17 @@ func (s *scanner) peek() byte {
 // str scans the string starting at s.i (a '"'); it returns the string with
 // its quotes as b[start:end] and its flags.
 func (s *scanner) str() (start, end int, flags int, ok bool) {
-	b := s.b
 	start = s.i
-	i := start + 1
+	if end, flags, ok = scanStr(s.b, start); ok {
+		s.i = end
+	}
+	return start, end, flags, ok
+}
+
+// scanStr scans the string whose opening quote is b[i]: end is past its
+// closing quote.
+func scanStr(b []byte, i int) (end int, flags int, ok bool) {
+	i++
 	for {
 		// Skip the bytes that need no attention, eight at a time.
 		for i+8 <= len(b) {
@@ -97,21 +109,20 @@ func (s *scanner) str() (start, end int, flags int, ok bool) {
 			i++
 		}
 		if i >= len(b) {
-			return 0, 0, 0, false
+			return 0, 0, false
 		}
 		switch c := b[i]; {
 		case c == '"':
-			s.i = i + 1
-			return start, i + 1, flags, true
+			return i + 1, flags, true
 		case c == '\\':
 			flags |= strEscaped
 			n, ok := escape(b, i)
 			if !ok {
-				return 0, 0, 0, false
+				return 0, 0, false
 			}
 			i += n
 		case c < 0x20:
-			return 0, 0, 0, false
+			return 0, 0, false
 		default:
 			flags |= strHigh
 			i++
@@ -178,7 +189,15 @@ func hex4(b []byte, i int) (rune, bool) {
 
 // number scans a JSON number at s.i.
 func (s *scanner) number() bool {
-	b, i := s.b, s.i
+	i, ok := scanNumber(s.b, s.i)
+	if ok {
+		s.i = i
+	}
+	return ok
+}
+
+// scanNumber scans the JSON number at b[i:] and returns its end.
+func scanNumber(b []byte, i int) (int, bool) {
 	if i < len(b) && b[i] == '-' {
 		i++
 	}
@@ -190,7 +209,7 @@ func (s *scanner) number() bool {
 			i++
 		}
 	default:
-		return false
+		return 0, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
@@ -199,7 +218,7 @@ func (s *scanner) number() bool {
 			i++
 		}
 		if i == d {
-			return false
+			return 0, false
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -212,11 +231,10 @@ func (s *scanner) number() bool {
 			i++
 		}
 		if i == d {
-			return false
+			return 0, false
 		}
 	}
-	s.i = i
-	return true
+	return i, true
 }
 
 func (s *scanner) literal(lit string) bool {
@@ -239,10 +257,8 @@ func (s *scanner) value(depth int) (start, end int, ok bool) {
 	case '"':
 		_, end, _, ok = s.str()
 		return start, end, ok
-	case '{':
-		ok = s.object(depth + 1)
-	case '[':
-		ok = s.array(depth + 1)
+	case '{', '[':
+		ok = s.skip(depth)
 	case 't':
 		ok = s.literal("true")
 	case 'f':
@@ -253,21 +269,6 @@ func (s *scanner) value(depth int) (start, end int, ok bool) {
 		ok = s.number()
 	}
 	return start, s.i, ok
-}
-
-// object skips the object at s.i.
-func (s *scanner) object(depth int) bool {
-	empty, ok := s.open(depth)
-	for ok && !empty {
-		if _, ok = s.name(); !ok {
-			return false
-		}
-		if _, _, ok = s.value(depth); !ok {
-			return false
-		}
-		empty, ok = s.next()
-	}
-	return ok
 }
 
 // open consumes the '{' at s.i; empty reports "{}" (consumed whole).
@@ -310,27 +311,119 @@ func (s *scanner) next() (done, ok bool) {
 	return false, false
 }
 
-func (s *scanner) array(depth int) bool {
-	if depth > maxScanDepth {
-		return false
-	}
-	s.i++ // '['
-	if s.peek() == ']' {
-		s.i++
-		return true
-	}
+// skip scans the object or array at s.i, whose values are at depth+1, in
+// one loop: no call per member or element, the offset in a register. It
+// accepts exactly what scanning it member by member accepted (the grammar
+// above, an escaped member name refused, nesting bounded by maxScanDepth):
+// TestSkipMatchesReference and FuzzSkip compare it with that scan, kept in
+// scan_test.go.
+func (s *scanner) skip(depth int) bool {
+	b, i := s.b, s.i
+	// open[n>>6] bit n&63: the container n levels in is an object.
+	var open [(maxScanDepth + 63) / 64]uint64
+	n := 0 // containers open
 	for {
-		if _, _, ok := s.value(depth); !ok {
+		// At a value (spaces skipped).
+		if i >= len(b) {
 			return false
 		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
+		switch c := b[i]; c {
+		case '{', '[':
+			if depth+n+1 > maxScanDepth {
+				return false
+			}
+			bit := uint64(1) << (n & 63)
+			if c == '{' {
+				open[n>>6] |= bit
+			} else {
+				open[n>>6] &^= bit
+			}
+			n++
+			if i = skipWS(b, i+1); i < len(b) && b[i] == c+2 { // '}' or ']'
+				i++
+				n--
+				break
+			}
+			if c == '{' {
+				var ok bool
+				if i, ok = skipName(b, i); !ok {
+					return false
+				}
+			}
+			continue // at the first value
+		case '"':
+			var ok bool
+			if i, _, ok = scanStr(b, i); !ok {
+				return false
+			}
+		case 't':
+			if !hasAt(b, i, "true") {
+				return false
+			}
+			i += 4
+		case 'f':
+			if !hasAt(b, i, "false") {
+				return false
+			}
+			i += 5
+		case 'n':
+			if !hasAt(b, i, "null") {
+				return false
+			}
+			i += 4
 		default:
-			return false
+			var ok bool
+			if i, ok = scanNumber(b, i); !ok {
+				return false
+			}
+		}
+		// After a value: close containers, or go on to the next value.
+		for {
+			if n == 0 {
+				s.i = i
+				return true
+			}
+			if i = skipWS(b, i); i >= len(b) {
+				return false
+			}
+			obj := open[(n-1)>>6]&(1<<((n-1)&63)) != 0
+			c := b[i]
+			if obj && c == '}' || !obj && c == ']' {
+				i++
+				n--
+				continue
+			}
+			if c != ',' {
+				return false
+			}
+			i = skipWS(b, i+1)
+			if obj {
+				var ok bool
+				if i, ok = skipName(b, i); !ok {
+					return false
+				}
+			}
+			break
 		}
 	}
+}
+
+// skipName scans a member's name at b[i] (a '"'), its ':' and the spaces
+// after it; a name with escapes fails, as in name.
+func skipName(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	i, flags, ok := scanStr(b, i)
+	if !ok || flags&strEscaped != 0 {
+		return 0, false
+	}
+	if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+		return 0, false
+	}
+	return skipWS(b, i+1), true
+}
+
+func hasAt(b []byte, i int, lit string) bool {
+	return len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit
 }
