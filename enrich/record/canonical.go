@@ -232,8 +232,58 @@ func encodeTime(e *canonEncoder, p unsafe.Pointer) {
 		return
 	}
 	e.b = append(e.b, '"')
-	e.b = t.Std().AppendFormat(e.b, timeLayout)
+	e.b = t.appendLayout(e.b)
 	e.b = append(e.b, '"')
+}
+
+// maxFastTime is 10000-01-01T00:00:00Z in Unix milliseconds: appendLayout
+// writes the times after 1970-01-01T00:00:00Z and before it without
+// time.Format.
+const maxFastTime = 253402300800000
+
+// appendLayout appends t.Std().Format(timeLayout): for 1970 to 9999 from
+// the civil date computed directly (a record has a dozen times, and the
+// layout-driven formatter was a quarter of the canonical encode),
+// otherwise by time.Format. TestAppendLayout compares the two.
+func (t Time) appendLayout(b []byte) []byte {
+	if t <= 0 || t >= maxFastTime {
+		return t.Std().AppendFormat(b, timeLayout)
+	}
+	ms := int64(t)
+	days, rem := ms/86400000, ms%86400000
+	y, m, d := civil(days)
+	hh, rem := rem/3600000, rem%3600000
+	mm, rem := rem/60000, rem%60000
+	ss, frac := rem/1000, rem%1000
+	b = append(b,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+hh/10), byte('0'+hh%10), ':', byte('0'+mm/10), byte('0'+mm%10), ':',
+		byte('0'+ss/10), byte('0'+ss%10), '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10), 'Z')
+	return b
+}
+
+// civil returns the proleptic Gregorian date of a day count since
+// 1970-01-01 (days >= 0), by Howard Hinnant's days-to-civil algorithm
+// (http://howardhinnant.github.io/date_algorithms.html#civil_from_days).
+func civil(days int64) (y, m, d int64) {
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	y = yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100) // [0, 365]
+	mp := (5*doy + 2) / 153                  // [0, 11], from March
+	d = doy - (153*mp+2)/5 + 1
+	if mp < 10 {
+		m = mp + 3
+	} else {
+		m = mp - 9
+	}
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
 }
 
 // maxExact is 2^53: integers up to it are exact as doubles.
@@ -285,6 +335,14 @@ func (e *canonEncoder) string(s string) {
 	e.b = append(e.b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip the bytes written as they are, eight at a time (ids and
+		// hashes are most of a record's strings).
+		for i+8 <= len(s) && special8(s, i) == 0 {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -324,4 +382,20 @@ func (e *canonEncoder) string(s string) {
 	}
 	e.b = append(e.b, s[start:]...)
 	e.b = append(e.b, '"')
+}
+
+// special8 flags (in each byte's high bit) the bytes of s[i:i+8] that string
+// does not copy as they are: '"', '\\', a control character or a byte >=
+// 0x80 (a rune to check). Borrows can flag bytes above a flagged one, never
+// below, so the word is plain exactly when nothing is flagged.
+func special8(s string, i int) uint64 {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	_ = s[i+7]
+	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	return ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs | x) & highs
 }
