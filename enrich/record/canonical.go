@@ -337,7 +337,13 @@ func (e *canonEncoder) string(s string) {
 	for i := 0; i < len(s); {
 		// Skip the bytes written as they are, eight at a time (ids and
 		// hashes are most of a record's strings).
-		for i+8 <= len(s) && special8(s, i) == 0 {
+		for i+8 <= len(s) {
+			w := s[i : i+8]
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+			if special(x) != 0 {
+				break
+			}
 			i += 8
 		}
 		if i >= len(s) {
@@ -384,18 +390,16 @@ func (e *canonEncoder) string(s string) {
 	e.b = append(e.b, '"')
 }
 
-// special8 flags (in each byte's high bit) the bytes of s[i:i+8] that string
-// does not copy as they are: '"', '\\', a control character or a byte >=
-// 0x80 (a rune to check). Borrows can flag bytes above a flagged one, never
-// below, so the word is plain exactly when nothing is flagged.
-func special8(s string, i int) uint64 {
+// special flags (in each byte's high bit) the bytes of x, eight string
+// bytes loaded little-endian, that string does not copy as they are: '"',
+// '\\', a control character or a byte >= 0x80 (a rune to check). Borrows
+// can flag bytes above a flagged one, never below, so x is plain exactly
+// when nothing is flagged.
+func special(x uint64) uint64 {
 	const (
 		ones  = 0x0101010101010101
 		highs = 0x8080808080808080
 	)
-	_ = s[i+7]
-	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 	q, bs := x^(ones*'"'), x^(ones*'\\')
 	return ((x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs | x) & highs
 }
