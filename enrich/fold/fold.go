@@ -772,7 +772,8 @@ func (b *Builder) sample(d *record.Decision, ctx Context) {
 // SampleUnit maps a record id to [0, 1): the first 64 bits of
 // SHA-256("auditline.sample.v1" ‖ 0x00 ‖ id) divided by 2^64.
 func SampleUnit(recordID string) float64 {
-	h := sha256.Sum256([]byte("auditline.sample.v1\x00" + recordID))
+	var buf [64]byte // on the stack for record ids (32 bytes)
+	h := sha256.Sum256(append(append(buf[:0], "auditline.sample.v1\x00"...), recordID...))
 	return float64(binary.BigEndian.Uint64(h[:8])>>11) / (1 << 53)
 }
 

@@ -479,10 +479,9 @@ type Source struct {
 // ID returns the record id of a request key: the first 128 bits of
 // SHA-256("auditline.decision.v1" ‖ 0x00 ‖ key), in hex.
 func ID(requestKey string) string {
-	h := sha256.New()
-	h.Write([]byte("auditline.decision.v1\x00"))
-	h.Write([]byte(requestKey))
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	var buf [128]byte // on the stack for keys up to 106 bytes
+	sum := sha256.Sum256(append(append(buf[:0], "auditline.decision.v1\x00"...), requestKey...))
+	return hex.EncodeToString(sum[:16])
 }
 
 // Canonical returns the RFC 8785 (JCS) bytes of d: the bytes the archive

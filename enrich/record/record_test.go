@@ -1,8 +1,9 @@
 package record
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,14 @@ func TestID(t *testing.T) {
 	// printf 'auditline.decision.v1\0b980db26-9512-45cc-b1da-c511a363b83f' | sha256sum | cut -c1-32
 	if got, want := ID("b980db26-9512-45cc-b1da-c511a363b83f"), "c7bedbfbc094c6edbcb5a6ebfcf23484"; got != want {
 		t.Fatalf("ID = %q, want %s", got, want)
+	}
+	// Keys past ID's stack buffer hash the same way.
+	for _, n := range []int{0, 1, 105, 106, 107, 1000} {
+		key := strings.Repeat("k", n)
+		sum := sha256.Sum256([]byte("auditline.decision.v1\x00" + key))
+		if got, want := ID(key), hex.EncodeToString(sum[:16]); got != want {
+			t.Fatalf("ID of a %d-byte key = %s, want %s", n, got, want)
+		}
 	}
 	if ID("a") == ID("b") {
 		t.Fatal("distinct keys share an id")
