@@ -117,8 +117,15 @@ func Header(r *kgo.Record, key string) string {
 // ReceivedAt returns the receive time stamped by ingest, falling back to the
 // record timestamp when the header is missing or malformed.
 func ReceivedAt(r *kgo.Record) time.Time {
-	if ms, err := strconv.ParseInt(Header(r, HeaderReceivedAt), 10, 64); err == nil {
-		return time.UnixMilli(ms).UTC()
+	for _, h := range r.Headers {
+		if h.Key == HeaderReceivedAt {
+			// Parsed without a copy of the value (the conversion does not
+			// escape), unlike Header.
+			if ms, err := strconv.ParseInt(string(h.Value), 10, 64); err == nil {
+				return time.UnixMilli(ms).UTC()
+			}
+			break
+		}
 	}
 	return r.Timestamp.UTC()
 }
