@@ -19,6 +19,12 @@ const (
 	DefaultRetryAfter       = time.Second
 	DefaultReadTimeout      = time.Minute
 	DefaultShutdownTimeout  = 30 * time.Second
+	// DefaultWatermarkInterval: enrich's stream time trails the wall clock
+	// by about this much plus the produce time (docs/ingest.md "Watermarks").
+	DefaultWatermarkInterval = 250 * time.Millisecond
+	// Bounds of watermark_interval (when not 0).
+	minWatermarkInterval = 50 * time.Millisecond
+	maxWatermarkInterval = 5 * time.Second
 )
 
 // Config is the ingest stage's YAML section ("ingest").
@@ -56,6 +62,14 @@ type Config struct {
 	// CreateTopics creates missing topics at start (as 'auditline migrate'
 	// does); existing topics are never changed.
 	CreateTopics bool `yaml:"create_topics"`
+	// WatermarkInterval is how often this process writes a watermark to
+	// every partition of raw.litellm and raw.gateway: "every event I
+	// received before W is acknowledged" (raw.Watermark). enrich's stream
+	// time follows the watermarks, so a success is emitted success_delay
+	// after it was received instead of waiting for a quiet topic to count
+	// as idle. 0 writes none (enrich then falls back to enrich.idle_after);
+	// otherwise 50ms to 5s.
+	WatermarkInterval time.Duration `yaml:"watermark_interval"`
 }
 
 // TLSConfig names the certificate and key files (PEM).
@@ -78,6 +92,8 @@ func NewDefaultConfig() Config {
 		ReadTimeout:      DefaultReadTimeout,
 		ShutdownTimeout:  DefaultShutdownTimeout,
 		CreateTopics:     true,
+
+		WatermarkInterval: DefaultWatermarkInterval,
 	}
 }
 
@@ -117,6 +133,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout: %s, want > 0", c.ShutdownTimeout)
+	}
+	if w := c.WatermarkInterval; w != 0 && (w < minWatermarkInterval || w > maxWatermarkInterval) {
+		add("watermark_interval: %s, want 0 (no watermarks) or %s to %s", w, minWatermarkInterval, maxWatermarkInterval)
 	}
 	return errors.Join(errs...)
 }

@@ -179,7 +179,14 @@ func (s *Server) signature(next step) step {
 func (s *Server) deliver(c *call) error {
 	pl := planner{src: c.ep.src, strict: c.ep.strict, decode: c.ep.decode, topics: s.topics,
 		maxEvents: s.cfg.MaxEvents, maxEventBytes: s.cfg.MaxEventBytes, capt: s.capt}
-	in := planInput{body: c.body, ndjson: c.ndjson, sender: c.sender.Name, reviewer: c.sender.Reviewer, receivedAt: s.now()}
+	receivedAt, stamp := s.stamps.stamp()
+	produced := false
+	defer func() {
+		if !produced {
+			s.stamps.finish(stamp)
+		}
+	}()
+	in := planInput{body: c.body, ndjson: c.ndjson, sender: c.sender.Name, reviewer: c.sender.Reviewer, receivedAt: receivedAt}
 	p := pl.plan(in)
 	if p.refusal != nil && len(p.records) == 0 {
 		return p.refusal
@@ -208,8 +215,8 @@ func (s *Server) deliver(c *call) error {
 		}
 		recs = p.expand(parts)
 	}
-	c.handedOff = true
-	if err := s.produce(recs, func() { s.settle(c) }); err != nil {
+	c.handedOff, produced = true, true
+	if err := s.produce(recs, func() { s.settle(c) }, stamp); err != nil {
 		return kafkaError(err)
 	}
 	if p.refusal != nil { // the body is on the DLQ

@@ -147,8 +147,20 @@ func (h *harness) post(path, token string, body []byte, hdr ...string) reply {
 	return r
 }
 
-// records reads a topic of this harness's namespace to its end.
+// records reads the events of a topic of this harness's namespace to its
+// end (watermark records are not events: see watermarks).
 func (h *harness) records(topicName string) []*kgo.Record {
+	h.t.Helper()
+	return h.read(topicName, func(r *kgo.Record) bool { return !raw.IsWatermark(r) })
+}
+
+// watermarks reads the watermark records of a topic to its end.
+func (h *harness) watermarks(topicName string) []*kgo.Record {
+	h.t.Helper()
+	return h.read(topicName, raw.IsWatermark)
+}
+
+func (h *harness) read(topicName string, keep func(*kgo.Record) bool) []*kgo.Record {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -156,7 +168,9 @@ func (h *harness) records(topicName string) []*kgo.Record {
 	sc := topic.NewScanner(h.kafka)
 	defer sc.Close()
 	err := sc.ReadToEnd(ctx, topicName, nil, topic.FromStart(), func(r *kgo.Record) error {
-		out = append(out, r)
+		if keep(r) {
+			out = append(out, r)
+		}
 		return nil
 	})
 	if err != nil {
@@ -257,10 +271,13 @@ func (f *fakeProducer) all() []*kgo.Record {
 	return slices.Clone(f.recs)
 }
 
-// startFake runs ingest on a fake producer (no Kafka).
+// startFake runs ingest on a fake producer (no Kafka). It writes no
+// watermarks unless mutate asks for them: the fakes count and pace every
+// Produce call.
 func startFake(t *testing.T, fp *fakeProducer, mutate func(*Config)) *harness {
 	t.Helper()
 	cfg := testConfig()
+	cfg.WatermarkInterval = 0
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -21,6 +21,8 @@ type metrics struct {
 	abandoned    prometheus.Gauge
 	panics       prometheus.Counter
 	requestTimes *prometheus.HistogramVec // endpoint
+	watermarks   *prometheus.CounterVec   // result
+	watermarkLag prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,9 +53,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		requestTimes: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "auditline_ingest_request_seconds",
 			Help:    "Time to answer a write request, by endpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"endpoint"}),
+		watermarks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_ingest_watermarks_total",
+			Help: "Watermark rounds (one record to every partition of raw.litellm and raw.gateway), by result (ok, error)."}, []string{"result"}),
+		watermarkLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditline_ingest_watermark_lag_seconds",
+			Help: "Wall time minus the last watermark acknowledged by Kafka (how far enrich's stream time trails, at best)."}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.dlq, m.nulls, m.bodyBytes,
-		m.produce, m.inflightB, m.inflightR, m.abandoned, m.panics, m.requestTimes} {
+		m.produce, m.inflightB, m.inflightR, m.abandoned, m.panics, m.requestTimes, m.watermarks, m.watermarkLag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

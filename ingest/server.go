@@ -78,6 +78,13 @@ type Server struct {
 	capt    *capture.Capturer
 	seen    *seenEvents // event id → SHA-256 of strict endpoints' events (seen.go)
 
+	// Watermarks (watermark.go): every receive time is stamped by stamps
+	// and finished once Kafka settled its records.
+	stamps    *stamper
+	instance  string
+	wmParts   map[string]int // partition counts; only publishWatermarks touches them
+	wmPartsAt time.Time
+
 	inflight atomic.Int64   // reserved body bytes
 	pending  sync.WaitGroup // produces not yet settled by Kafka
 	bufs     sync.Pool      // *bytes.Buffer
@@ -168,6 +175,8 @@ func newServer(cfg Config, topics raw.Topics, set Settings, prod producer, parts
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, topics: topics, getenv: getenv, m: m, prod: prod, parts: parts, now: time.Now, seen: newSeenEvents(), capt: capture.New(set.Capture).WithPseudonyms(set.Pseudonyms)}
+	s.stamps = newStamper(func() time.Time { return s.now() })
+	s.instance = newInstanceID()
 	s.auth.Store(a)
 	if s.topics.Prefix == "" {
 		s.topics = raw.DefaultTopics
@@ -258,6 +267,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer bg.Wait() // (deferred calls run in reverse: cancel, wait, then close the writer)
 		defer tcancel()
 	}
+	var stopMarks func()
+	if s.cfg.WatermarkInterval > 0 {
+		mctx, mcancel := context.WithCancel(context.Background())
+		mdone := make(chan struct{})
+		go func() { defer close(mdone); s.publishWatermarks(mctx) }()
+		stopMarks = func() { mcancel(); <-mdone }
+		defer stopMarks() // idempotent enough: a closed channel, a cancelled ctx
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -286,8 +303,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	if perr := s.waitPending(sctx, 0); err == nil {
+	perr := s.waitPending(sctx, 0)
+	if err == nil {
 		err = perr
+	}
+	if stopMarks != nil {
+		stopMarks()
+		if perr == nil {
+			// Every produce settled: the last watermark says this process
+			// leaves, so enrich stops waiting for it at once.
+			if werr := s.writeWatermark(sctx, true); werr != nil {
+				s.log.Warn("leaving watermark not written; enrich drops this instance after enrich.watermark_timeout", "err", werr)
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("ingest shutdown: %w", err)
@@ -390,7 +418,12 @@ var errProduceTimeout = errors.New("kafka did not acknowledge in time")
 // failed), which may be after produce returned errProduceTimeout: the caller
 // hands its buffer and its in-flight reservation over to settle, so that
 // memory stays accounted for until Kafka lets go of the bytes.
-func (s *Server) produce(recs []*kgo.Record, settle func()) error {
+//
+// The records were stamped stamp (ms) by s.stamps: the stamp is finished
+// once Kafka settled them. After a failure it is finished only
+// produce_timeout later: Produce says some records may still be written
+// after an error, and a watermark must not pass them meanwhile.
+func (s *Server) produce(recs []*kgo.Record, settle func(), stamp int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
 	done := make(chan error, 1)
 	s.pending.Add(1)
@@ -409,6 +442,12 @@ func (s *Server) produce(recs []*kgo.Record, settle func()) error {
 		s.m.produce.WithLabelValues(result).Observe(time.Since(start).Seconds())
 		done <- err
 		settle()
+		switch {
+		case err == nil:
+			s.stamps.finish(stamp)
+		default:
+			time.AfterFunc(s.cfg.ProduceTimeout, func() { s.stamps.finish(stamp) })
+		}
 	}()
 	t := time.NewTimer(s.cfg.ProduceTimeout)
 	defer t.Stop()

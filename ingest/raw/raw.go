@@ -42,6 +42,14 @@ const (
 	// for one record: "<i>/<n>" (1-based). The parts share HeaderBatch's body
 	// SHA-256; concatenated in order they are the body.
 	HeaderPart = "auditline-part"
+	// HeaderWatermark and HeaderInstance are set on watermark records only
+	// (source SourceWatermark): the watermark in epoch milliseconds
+	// (decimal), and the id of the ingest process that wrote it.
+	HeaderWatermark = "auditline-watermark"
+	HeaderInstance  = "auditline-ingest-instance"
+	// HeaderLeaving is set ("true") on the last watermark an ingest process
+	// writes when it shuts down gracefully: it will write nothing more.
+	HeaderLeaving = "auditline-leaving"
 )
 
 // Source names who sent an event.
@@ -61,6 +69,11 @@ const (
 	SourceAttempt        Source = "litellm_attempt" // one upstream call of a request: try, retry or fallback hop (schemas/litellm-attempt)
 	SourceApproval       Source = "approval"        // a gateway holding a request for approval, and the decisions it took in (schemas/approval-event)
 	SourceAccess         Source = "access"          // who looked at what: logins, record views, proof downloads, exports (schemas/access-event)
+
+	// SourceWatermark marks a watermark record, not an event: ingest writes
+	// one to every partition of raw.litellm and raw.gateway periodically
+	// (see Watermark). Every reader of the raw topics skips it.
+	SourceWatermark Source = "watermark"
 )
 
 // Format names the wire form a body arrived in.
@@ -128,6 +141,60 @@ func ReceivedAt(r *kgo.Record) time.Time {
 		}
 	}
 	return r.Timestamp.UTC()
+}
+
+// A Watermark is ingest's promise about one partition of one raw topic:
+// every event instance Instance received before At (receive time, stamped in
+// the auditline-received-at header) that reached Kafka at all was
+// acknowledged before this record was produced, so it sits at a lower offset
+// of that partition. Each ingest process writes one to every partition of
+// raw.litellm and raw.gateway every ingest.watermark_interval; enrich's
+// stream time follows them (docs/enrich.md "Stream time"). Leaving marks an
+// instance's last watermark (graceful shutdown).
+type Watermark struct {
+	Instance string
+	At       time.Time // millisecond precision
+	Leaving  bool
+}
+
+// IsWatermark reports whether r is a watermark record (not an event).
+func IsWatermark(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == HeaderSource {
+			return string(h.Value) == string(SourceWatermark)
+		}
+	}
+	return false
+}
+
+// ParseWatermark reads a watermark record; ok is false when r is not one or
+// its headers are malformed.
+func ParseWatermark(r *kgo.Record) (w Watermark, ok bool) {
+	if !IsWatermark(r) {
+		return w, false
+	}
+	ms, err := strconv.ParseInt(Header(r, HeaderWatermark), 10, 64)
+	if err != nil {
+		return w, false
+	}
+	w = Watermark{Instance: Header(r, HeaderInstance), At: time.UnixMilli(ms).UTC(), Leaving: Header(r, HeaderLeaving) == "true"}
+	return w, w.Instance != ""
+}
+
+// WatermarkRecord builds the watermark record for partition p of topicName.
+// It carries raw.HeaderExplicitPartition, so topic.Writer puts it on p.
+func WatermarkRecord(topicName string, p int32, w Watermark) *kgo.Record {
+	ms := strconv.AppendInt(nil, w.At.UnixMilli(), 10)
+	hs := []kgo.RecordHeader{
+		{Key: HeaderSource, Value: []byte(SourceWatermark)},
+		{Key: HeaderWatermark, Value: ms},
+		{Key: HeaderInstance, Value: []byte(w.Instance)},
+		{Key: HeaderExplicitPartition, Value: strconv.AppendInt(nil, int64(p), 10)},
+	}
+	if w.Leaving {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderLeaving, Value: []byte("true")})
+	}
+	return &kgo.Record{Topic: topicName, Partition: p, Key: []byte("watermark:" + w.Instance), Value: []byte{}, Headers: hs}
 }
 
 // Event is one source event ready to be produced.

@@ -551,6 +551,24 @@ func (r *Reader) commitLocked(ctx context.Context, ts []*tracker) {
 	})
 }
 
+// Position tells a Handler what the Reader knows of a topic-partition it
+// is handed: hwm, the high watermark of its last fetch (so records at
+// offsets from the Handler's next one up to hwm exist and are not handled
+// yet), and whether it is paused for backpressure (nothing more is fetched
+// until the Handler reports messages Done). ok is false when the partition
+// is not assigned or no fetch reported a high watermark yet.
+func (r *Reader) Position(topic string, partition int32) (hwm int64, paused, ok bool) {
+	r.mu.Lock()
+	t := r.trackers[tp{topic, partition}]
+	r.mu.Unlock()
+	if t == nil {
+		return 0, false, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.hwm, t.paused, t.hwm > 0
+}
+
 // PartitionStats is a snapshot of one partition for metrics.
 type PartitionStats struct {
 	Topic            string

@@ -1,0 +1,205 @@
+package ingest
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditline/auditline/ingest/raw"
+	"github.com/auditline/auditline/ingest/topic"
+	"github.com/auditline/auditline/deploy/testenv"
+)
+
+// TestStamperWatermark: W is a lower bound. Many bodies are stamped and
+// finished concurrently on a clock that jitters and steps back, while
+// watermarks are computed; every watermark W must be such that (1) every
+// payload stamped below W was finished before W was computed, and (2) no
+// payload stamped after W was computed is stamped below it.
+func TestStamperWatermark(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(1_000_000)
+	s := newStamper(func() time.Time {
+		ms := clock.Add(int64(rand.IntN(3))) // creeps forward
+		if rand.IntN(50) == 0 {
+			ms -= int64(rand.IntN(20)) // and sometimes steps back
+		}
+		return time.UnixMilli(ms)
+	})
+	type payload struct {
+		ms       int64
+		finished atomic.Bool
+	}
+	var (
+		mu       sync.Mutex
+		payloads []*payload
+		lastW    atomic.Int64 // the last W computed
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+	)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				floor := lastW.Load()
+				at, ms := s.stamp()
+				if at.UnixMilli() != ms {
+					t.Errorf("stamp %v, ms %d", at, ms)
+				}
+				if ms < floor {
+					t.Errorf("stamped %d after watermark %d was computed", ms, floor)
+				}
+				p := &payload{ms: ms}
+				mu.Lock()
+				payloads = append(payloads, p)
+				mu.Unlock()
+				time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond) // the produce
+				p.finished.Store(true)
+				s.finish(ms)
+			}
+		}()
+	}
+	deadline := time.Now().Add(time.Second)
+	rounds := 0
+	for time.Now().Before(deadline) {
+		w := s.watermark().UnixMilli()
+		if prev := lastW.Load(); w < prev {
+			t.Fatalf("watermark went back: %d after %d", w, prev)
+		}
+		lastW.Store(w)
+		mu.Lock()
+		for _, p := range payloads {
+			if p.ms < w && !p.finished.Load() {
+				t.Errorf("watermark %d passed payload stamped %d that is not finished", w, p.ms)
+			}
+		}
+		mu.Unlock()
+		rounds++
+		time.Sleep(time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+	mu.Lock()
+	n := len(payloads)
+	mu.Unlock()
+	if rounds < 50 || n < 1000 {
+		t.Fatalf("too little was exercised: %d watermarks, %d payloads", rounds, n)
+	}
+	if len(s.open) != 0 {
+		t.Errorf("%d stamps still open after every payload finished", len(s.open))
+	}
+	// Nothing open: W is the clock (never below the floor).
+	if w, now := s.watermark().UnixMilli(), clock.Load(); w < lastW.Load() || w > now+3 {
+		t.Errorf("idle watermark %d, clock %d, last %d", w, now, lastW.Load())
+	}
+}
+
+// TestWatermarkRecords: a running ingest writes watermarks to every
+// partition of raw.litellm and raw.gateway (and to no other topic); each
+// names this process and never goes back; the events posted are not
+// watermarks and sit below a watermark at or above their receive time; on
+// shutdown the last watermark of every partition says the process leaves.
+func TestWatermarkRecords(t *testing.T) {
+	h := start(t, testenv.Kafka(t), func(c *Config) { c.WatermarkInterval = 100 * time.Millisecond })
+	body := []byte(`[{"id":"wm-1","status":"success","litellm_call_id":"wm-k1","call_type":"completion"},{"id":"wm-2","status":"success","litellm_call_id":"wm-k2","call_type":"completion"}]`)
+	if r := h.post("/v1/litellm", tokAll, body); r.code != 200 {
+		t.Fatalf("post: %d %s", r.code, r.body)
+	}
+	// Two rounds acknowledged after the post (the box may be slow).
+	base := h.counter("auditline_ingest_watermarks_total", "result", "ok")
+	for wait := time.Now().Add(30 * time.Second); h.counter("auditline_ingest_watermarks_total", "result", "ok") < base+2; {
+		if time.Now().After(wait) {
+			t.Fatal("no two watermark rounds acknowledged within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	parts, err := topic.NewWriter(h.kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parts.Close()
+	events := h.records(h.topics.RawLiteLLM())
+	if len(events) != 2 {
+		t.Fatalf("raw.litellm holds %d events, want 2", len(events))
+	}
+	for _, tn := range []string{h.topics.RawLiteLLM(), h.topics.RawGateway()} {
+		n, err := parts.Partitions(ctx, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byPart := map[int32][]raw.Watermark{}
+		offsets := map[int32][]int64{}
+		for _, r := range h.watermarks(tn) {
+			w, ok := raw.ParseWatermark(r)
+			if !ok {
+				t.Fatalf("%s/%d@%d: malformed watermark %v", tn, r.Partition, r.Offset, r.Headers)
+			}
+			if w.Instance != h.srv.instance {
+				t.Errorf("%s: watermark of instance %q, want %q", tn, w.Instance, h.srv.instance)
+			}
+			if raw.Header(r, raw.HeaderReceivedAt) != "" || raw.Header(r, raw.HeaderEventID) != "" {
+				t.Errorf("%s: a watermark carries event headers: %v", tn, r.Headers)
+			}
+			byPart[r.Partition] = append(byPart[r.Partition], w)
+			offsets[r.Partition] = append(offsets[r.Partition], r.Offset)
+		}
+		if len(byPart) != n {
+			t.Fatalf("%s: watermarks on %d partitions, want all %d", tn, len(byPart), n)
+		}
+		for p, ws := range byPart {
+			if len(ws) < 3 {
+				t.Errorf("%s/%d: %d watermarks, want at least two rounds and the leaving one", tn, p, len(ws))
+			}
+			for i := 1; i < len(ws); i++ {
+				if ws[i].At.Before(ws[i-1].At) {
+					t.Errorf("%s/%d: watermark went back: %v after %v", tn, p, ws[i].At, ws[i-1].At)
+				}
+				if ws[i-1].Leaving {
+					t.Errorf("%s/%d: a watermark after the leaving one", tn, p)
+				}
+			}
+			if !ws[len(ws)-1].Leaving {
+				t.Errorf("%s/%d: the last watermark does not say the process left", tn, p)
+			}
+		}
+		if tn != h.topics.RawLiteLLM() {
+			continue
+		}
+		// Each event sits below every watermark above its receive time.
+		for _, ev := range events {
+			at := raw.ReceivedAt(ev)
+			for i, w := range byPart[ev.Partition] {
+				if w.At.After(at) && offsets[ev.Partition][i] < ev.Offset {
+					t.Errorf("event received %v at offset %d, after watermark %v at offset %d", at, ev.Offset, w.At, offsets[ev.Partition][i])
+				}
+			}
+		}
+	}
+	for _, tn := range []string{h.topics.RawAlerts(), h.topics.RawAdmin(), h.topics.DLQ()} {
+		if ws := h.watermarks(tn); len(ws) != 0 {
+			t.Errorf("%s: %d watermark records, want none", tn, len(ws))
+		}
+	}
+}
+
+func TestWatermarkIntervalValidate(t *testing.T) {
+	for _, tc := range []struct {
+		d  time.Duration
+		ok bool
+	}{{0, true}, {DefaultWatermarkInterval, true}, {50 * time.Millisecond, true}, {5 * time.Second, true},
+		{time.Millisecond, false}, {6 * time.Second, false}, {-time.Second, false}} {
+		c := testConfig()
+		c.WatermarkInterval = tc.d
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("watermark_interval %s: err %v, want ok=%v", tc.d, err, tc.ok)
+		}
+	}
+}
