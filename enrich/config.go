@@ -10,17 +10,22 @@ import (
 
 // Defaults for Config (docs/enrich.md explains each choice).
 const (
-	DefaultGroup         = "auditline-enrich"
-	DefaultSuccessDelay  = time.Second
-	DefaultFailureGrace  = 10 * time.Second
-	DefaultLiteLLMWait   = 60 * time.Second
-	DefaultOutcomeWait   = 5 * time.Minute
-	DefaultIdleAfter     = 5 * time.Second
-	DefaultAmendWindow   = time.Hour
-	DefaultCacheBytes    = 64 << 20
-	DefaultMaxPending    = 50_000 // above what kafka.max_outstanding_bytes (64 MiB) lets pend: backpressure comes first
-	DefaultBurstLookback = 24 * time.Hour
-	DefaultTickInterval  = time.Second
+	DefaultGroup        = "auditline-enrich"
+	DefaultSuccessDelay = time.Second
+	DefaultFailureGrace = 10 * time.Second
+	DefaultLiteLLMWait  = 60 * time.Second
+	DefaultOutcomeWait  = 5 * time.Minute
+	DefaultIdleAfter    = 5 * time.Second
+	// DefaultWatermarkTimeout is above what a live but slow ingest's
+	// watermark can trail the others by: ingest.produce_timeout (5 s) for
+	// its oldest payload, as long again after a failed produce, and the
+	// produce of the watermark itself.
+	DefaultWatermarkTimeout = 30 * time.Second
+	DefaultAmendWindow      = time.Hour
+	DefaultCacheBytes       = 64 << 20
+	DefaultMaxPending       = 50_000 // above what kafka.max_outstanding_bytes (64 MiB) lets pend: backpressure comes first
+	DefaultBurstLookback    = 24 * time.Hour
+	DefaultTickInterval     = time.Second
 )
 
 // Config is the enrich stage's YAML section ("enrich").
@@ -50,7 +55,17 @@ type Config struct {
 	// IdleAfter: a topic that delivered nothing for this long (wall clock) no
 	// longer holds back stream time; when both are idle, stream time follows
 	// the wall clock minus IdleAfter.
+	//
+	// With ingest writing watermarks (ingest.watermark_interval), a topic
+	// delivers a watermark every interval and never goes idle while ingest
+	// runs: IdleAfter then only matters when every ingest is down. A
+	// partition with records not read yet is never idle.
 	IdleAfter time.Duration `yaml:"idle_after"`
+	// WatermarkTimeout drops an ingest instance whose latest watermark
+	// trails another instance's, in the same partition, by more than this
+	// (it crashed): until then stream time waits for it. Measured in
+	// watermark time, so a replay drops it at the same point.
+	WatermarkTimeout time.Duration `yaml:"watermark_timeout"`
 	// AmendWindow is how long after emission a record can still be amended
 	// from memory (and how far back the decisions topic is re-read when a
 	// partition is assigned).
@@ -83,22 +98,23 @@ type Config struct {
 func NewDefaultConfig() Config {
 	r := fold.NewDefaultRules()
 	return Config{
-		Group:         DefaultGroup,
-		SuccessDelay:  DefaultSuccessDelay,
-		FailureGrace:  DefaultFailureGrace,
-		LiteLLMWait:   DefaultLiteLLMWait,
-		OutcomeWait:   DefaultOutcomeWait,
-		IdleAfter:     DefaultIdleAfter,
-		AmendWindow:   DefaultAmendWindow,
-		CacheBytes:    DefaultCacheBytes,
-		MaxPending:    DefaultMaxPending,
-		BurstLookback: DefaultBurstLookback,
-		TickInterval:  DefaultTickInterval,
-		Content:       r.Content,
-		NearMiss:      r.NearMiss,
-		Risk:          r.Risk,
-		Sampling:      r.Sampling,
-		Approval:      r.Approval,
+		Group:            DefaultGroup,
+		SuccessDelay:     DefaultSuccessDelay,
+		FailureGrace:     DefaultFailureGrace,
+		LiteLLMWait:      DefaultLiteLLMWait,
+		OutcomeWait:      DefaultOutcomeWait,
+		IdleAfter:        DefaultIdleAfter,
+		WatermarkTimeout: DefaultWatermarkTimeout,
+		AmendWindow:      DefaultAmendWindow,
+		CacheBytes:       DefaultCacheBytes,
+		MaxPending:       DefaultMaxPending,
+		BurstLookback:    DefaultBurstLookback,
+		TickInterval:     DefaultTickInterval,
+		Content:          r.Content,
+		NearMiss:         r.NearMiss,
+		Risk:             r.Risk,
+		Sampling:         r.Sampling,
+		Approval:         r.Approval,
 	}
 }
 
@@ -117,7 +133,7 @@ func (c *Config) Validate() error {
 		key string
 		v   time.Duration
 	}{
-		{"failure_grace", c.FailureGrace}, {"litellm_wait", c.LiteLLMWait}, {"outcome_wait", c.OutcomeWait}, {"idle_after", c.IdleAfter},
+		{"failure_grace", c.FailureGrace}, {"litellm_wait", c.LiteLLMWait}, {"outcome_wait", c.OutcomeWait}, {"idle_after", c.IdleAfter}, {"watermark_timeout", c.WatermarkTimeout},
 		{"amend_window", c.AmendWindow}, {"tick_interval", c.TickInterval},
 	} {
 		if d.v <= 0 {

@@ -13,6 +13,7 @@ type metrics struct {
 	decisions   *prometheus.CounterVec // by completeness
 	dlq         *prometheus.CounterVec // by reason
 	early       prometheus.Counter
+	watermarks  *prometheus.CounterVec // by result
 	pending     *prometheus.GaugeVec // by partition
 	cacheBytes  *prometheus.GaugeVec
 	cacheSize   *prometheus.GaugeVec
@@ -39,8 +40,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"reason"}),
 		early: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "auditline_enrich_early_timeouts_total",
-			Help: "Requests emitted timed_out before their wait because enrich.max_pending was reached.",
+			Help: "Requests emitted timed_out before their wait because enrich.max_pending was reached, or because an input partition paused by backpressure held stream time still.",
 		}),
+		watermarks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditline_enrich_watermarks_total",
+			Help: "Ingest watermark records read (not events), by result (ok, malformed).",
+		}, []string{"result"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditline_enrich_pending_requests",
 			Help: "Requests waiting for their final event (in flight), per partition.",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.decisions, m.dlq, m.early, m.pending, m.cacheBytes, m.cacheSize,
+		reg.MustRegister(m.events, m.decisions, m.dlq, m.early, m.watermarks, m.pending, m.cacheBytes, m.cacheSize,
 			m.streamLag, m.burst, m.produceSecs, m.fetches, m.alerts)
 	}
 	return m

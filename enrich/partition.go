@@ -85,6 +85,10 @@ type partition struct {
 	cache    *cache
 	burst    burstState
 	idleWall time.Time // wall time of the last Tick; zero: use h.wall()
+	// next is, per input topic, the offset after the last message handled
+	// (absent until one was): with the Reader's high watermark it tells
+	// whether the topic is lagging.
+	next map[string]int64
 
 	// Collected during one Handle or Tick, written by flush.
 	out      []*kgo.Record
@@ -102,7 +106,8 @@ type partition struct {
 func newPartition(h *Processor, p int32) *partition {
 	s := &partition{
 		h: h, id: p, label: strconv.Itoa(int(p)),
-		clock:   newStreamClock(h.cfg.IdleAfter),
+		clock:   newStreamClock(h.cfg.IdleAfter, h.cfg.WatermarkTimeout),
+		next:    map[string]int64{},
 		pending: map[string]*request{},
 		cache:   newCache(h.cfg.CacheBytes, h.cfg.AmendWindow.Milliseconds()),
 	}
@@ -174,6 +179,19 @@ func (s *partition) rebuild(ctx context.Context) (int, error) {
 // a duplicate or a late event of an emitted record, or starts a request.
 func (s *partition) route(ctx context.Context, m *topic.Message) error {
 	h := s.h
+	s.next[m.Topic] = m.Offset + 1
+	if raw.IsWatermark(m.Record) {
+		// Not an event: it only moves stream time, and is Done at once.
+		s.idleWall = time.Time{}
+		if w, ok := raw.ParseWatermark(m.Record); ok {
+			s.clock.watermark(m.Topic, w.Instance, record.TimeOf(w.At), w.Leaving, s.wallNow())
+			h.m.watermarks.WithLabelValues("ok").Inc()
+		} else {
+			h.m.watermarks.WithLabelValues("malformed").Inc()
+		}
+		m.Done()
+		return nil
+	}
 	ev, err := s.decode(m.Record)
 	if err != nil {
 		h.m.events.WithLabelValues(raw.Header(m.Record, raw.HeaderSource), "dlq").Inc()
@@ -334,7 +352,25 @@ func (s *partition) join(r *request, ev *event.Event, m *topic.Message) {
 // collected, and only then reports the messages Done.
 func (s *partition) flush(ctx context.Context) error {
 	h := s.h
+	before := s.clock.now
+	stalled := s.lagging()
 	now := s.clock.advance(s.wallNow())
+	if stalled && now == before && len(s.queue) > 0 {
+		// An input partition paused by backpressure holds stream time
+		// still: its records cannot be read until pending requests are
+		// emitted, and these wait for stream time. Emit the oldest half
+		// early, as max_pending would (counted, timed_out), rather than let
+		// the wall clock cut every request or stop for good.
+		for n := (len(s.queue) + 1) / 2; n > 0; n-- {
+			r := heap.Pop(&s.queue).(*request)
+			h.m.early.Inc()
+			c := record.TimedOut
+			if !r.hasLiteLLM && r.hasStarted {
+				c = record.MissingOutcome
+			}
+			s.emitFirst(r, c, now)
+		}
+	}
 	s.burst.advance(now)
 	s.burst.update(now)
 	for len(s.queue) > 0 && s.queue[0].deadline <= now {
@@ -387,6 +423,21 @@ func (s *partition) flush(ctx context.Context) error {
 		h.m.streamLag.WithLabelValues(s.label).Set(h.wall().Sub(now.Std()).Seconds())
 	}
 	return nil
+}
+
+// lagging tells the clock which input topics have records not handled yet,
+// and reports whether one of them is paused for backpressure.
+func (s *partition) lagging() (paused bool) {
+	if s.h.pos == nil {
+		return false
+	}
+	for t, next := range s.next {
+		hwm, p, ok := s.h.pos.Position(t, s.id)
+		lag := ok && hwm > next
+		s.clock.setLagging(t, lag)
+		paused = paused || (lag && p)
+	}
+	return paused
 }
 
 func (s *partition) context(prior *fold.Sample) fold.Context {

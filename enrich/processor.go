@@ -50,6 +50,13 @@ func (k kafkaScanner) Scan(ctx context.Context, t string, p int32, from int64, b
 	return k.sc.ReadToEnd(ctx, t, []int32{p}, start, fn)
 }
 
+// positions is what the Processor asks its Reader; topic.Reader satisfies it.
+type positions interface {
+	// Position returns the high watermark of the partition's last fetch,
+	// whether it is paused for backpressure, and whether it is known.
+	Position(topic string, partition int32) (hwm int64, paused, ok bool)
+}
+
 // Settings is what the caller hands in.
 type Settings struct {
 	Logger   *slog.Logger
@@ -73,6 +80,9 @@ type Processor struct {
 	m         *metrics
 	log       *slog.Logger
 	wall      func() time.Time
+	// pos tells whether an input partition has records not handled yet;
+	// nil (tests driving Handle directly) means unknown.
+	pos positions
 
 	mu    sync.Mutex
 	parts map[int32]*partition

@@ -89,6 +89,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.proc.pos = rd
 	runErr := rd.Run(ctx)
 	stopFollow()
 	if err := <-followErr; err != nil && runErr == nil && ctx.Err() == nil {
