@@ -9,6 +9,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
 	"github.com/auditline/auditline/internal/backoff"
 )
@@ -120,6 +121,11 @@ func (w *writer) Handle(ctx context.Context, msgs []*topic.Message) error {
 	}
 	n := int64(w.cfg.BatchRows)
 	for _, m := range msgs {
+		if w.table == TableRawEvents && raw.IsWatermark(m.Record) {
+			// ingest's watermark (raw.Watermark), not an event: no row.
+			m.Done()
+			continue
+		}
 		if m.Offset <= p.stored {
 			// Inserted by an earlier run whose offset commit did not happen.
 			m.Done()

@@ -52,8 +52,14 @@ func testRoundTrip(t *testing.T) {
 	recs = append(recs,
 		&kgo.Record{Topic: topics.Decisions(), Key: []byte("bad"), Value: []byte(`{"record_id": 7`)},
 		&kgo.Record{Topic: topics.Decisions(), Key: []byte("noid"), Value: []byte(`{"schema_version":1,"version":1}`)})
-	// Raw events: one per raw topic, with the headers ingest sets.
+	// Raw events: one per raw topic, with the headers ingest sets, after
+	// ingest's watermarks (not events: no row).
 	now := time.UnixMilli(int64(baseTime)).UTC()
+	for _, tn := range []string{topics.RawLiteLLM(), topics.RawGateway()} {
+		for p := range int32(4) {
+			recs = append(recs, raw.WatermarkRecord(tn, p, raw.Watermark{Instance: "i", At: now}))
+		}
+	}
 	for i, src := range []raw.Source{raw.SourceLiteLLM, raw.SourceGateway, raw.SourceAlert, raw.SourceAdmin, "bogus"} {
 		r := topics.Record(raw.Event{Source: src, Format: raw.FormatSingle, Key: fmt.Sprintf("k%d", i),
 			EventID: fmt.Sprintf("ev%d", i), Value: []byte(fmt.Sprintf(`{"n":%d,"s":"ü\u0000"}`, i))}, now, "cafe", i)
@@ -66,6 +72,9 @@ func testRoundTrip(t *testing.T) {
 	waitCount(t, conn, time.Minute, uint64(len(want)), q("SELECT count() FROM {db}."+ViewLatest))
 	waitCount(t, conn, time.Minute, 2, q("SELECT count() FROM {db}."+TableRejected))
 	waitCount(t, conn, time.Minute, 5, q("SELECT count() FROM {db}."+TableRawEvents))
+	if n := count(t, conn, q("SELECT count() FROM {db}."+TableRawEvents+" WHERE source = ?"), string(raw.SourceWatermark)); n != 0 {
+		t.Errorf("%d watermark rows in raw_events, want none", n)
+	}
 
 	got := readDecisions(t, conn, q("SELECT * FROM {db}."+ViewLatest))
 	for _, w := range want {

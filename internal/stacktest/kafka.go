@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
 )
 
@@ -25,10 +26,29 @@ func ReadTopics(ctx context.Context, kafka topic.Config, fn func(*kgo.Record) er
 	return nil
 }
 
-// TopicKeys returns the distinct record keys of the topics.
+// TopicKeys returns the distinct record keys of the topics' events
+// (ingest's watermark records are not events).
 func TopicKeys(ctx context.Context, kafka topic.Config, topics ...string) (map[string]bool, error) {
 	out := map[string]bool{}
-	err := ReadTopics(ctx, kafka, func(r *kgo.Record) error { out[string(r.Key)] = true; return nil }, topics...)
+	err := ReadTopics(ctx, kafka, func(r *kgo.Record) error {
+		if !raw.IsWatermark(r) {
+			out[string(r.Key)] = true
+		}
+		return nil
+	}, topics...)
+	return out, err
+}
+
+// EventCounts returns how many events each topic holds: its records, less
+// ingest's watermark records.
+func EventCounts(ctx context.Context, kafka topic.Config, topics ...string) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := ReadTopics(ctx, kafka, func(r *kgo.Record) error {
+		if !raw.IsWatermark(r) {
+			out[r.Topic]++
+		}
+		return nil
+	}, topics...)
 	return out, err
 }
 

@@ -28,8 +28,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/ingest"
@@ -415,9 +413,9 @@ func TestHostileCorpus(t *testing.T) {
 	}
 	accepted["/v1/litellm"]++
 	// Nothing accepted was lost: the raw topics hold (at least) every
-	// payload ingest answered as accepted. Records are never transactional,
-	// so end offsets count records.
-	ends := endOffsets(t, s)
+	// payload ingest answered as accepted (its watermark records are not
+	// payloads).
+	ends := eventCounts(t, s)
 	for path, topicName := range map[string]string{
 		"/v1/litellm": s.topics.RawLiteLLM(), "/v1/gateway": s.topics.RawGateway(),
 		"/v1/litellm/alerts": s.topics.RawAlerts(), "/v1/litellm/audit": s.topics.RawAdmin(),
@@ -429,26 +427,14 @@ func TestHostileCorpus(t *testing.T) {
 	t.Logf("%d cases; accepted per endpoint %v; DLQ holds %d records", len(cases), accepted, ends[s.topics.DLQ()])
 }
 
-func endOffsets(t *testing.T, s *server) map[string]int64 {
+func eventCounts(t *testing.T, s *server) map[string]int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kc.Brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, s.topics.RawLiteLLM(), s.topics.RawGateway(), s.topics.RawAlerts(), s.topics.RawAdmin(), s.topics.DLQ())
+	out, err := stacktest.EventCounts(ctx, s.kc, s.topics.RawLiteLLM(), s.topics.RawGateway(), s.topics.RawAlerts(), s.topics.RawAdmin(), s.topics.DLQ())
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int64{}
-	offs.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Errorf("%s/%d: %v", o.Topic, o.Partition, o.Err)
-		}
-		out[o.Topic] += o.Offset
-	})
 	return out
 }
 
