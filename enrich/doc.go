@@ -33,10 +33,17 @@
 // latest LiteLLM event is a failure (a fallback may still succeed: LiteLLM
 // sends only the first failure and the final success) is emitted complete
 // with outcome failure or blocked after failure_grace; a request with only
-// gateway or oversight events is emitted timed_out after litellm_wait. Only an
-// idle partition lets the wall clock advance stream time — the one case in
-// which a replay may cut a request at another point; its latest version is
-// still the same, only version numbers and completeness may differ.
+// gateway or oversight events is emitted timed_out after litellm_wait.
+//
+// Stream time follows ingest's watermarks (raw.Watermark; streamClock): each
+// ingest process writes to every partition "every event I received before W
+// is at a lower offset", so once the latest watermark of every live instance
+// is read, stream time may reach the lowest — a sparse topic no longer holds
+// it at its last event. Only a partition that is idle (no watermark or event
+// within idle_after, nothing unread) lets the wall clock advance stream time
+// — the one case in which a replay may cut a request at another point; its
+// latest version is still the same, only version numbers and completeness
+// may differ.
 //
 // # Versions and amendments
 //
@@ -54,11 +61,19 @@
 //
 // # Choices, and where they improve on the first design
 //
-//   - Stream time is the lower high mark of the two input topics that
-//     delivered recently, not the highest receive time seen: a topic read
-//     ahead of the other during catch-up cannot time out requests whose
-//     events sit unread in the other, and a success read before its gateway
-//     event joins it into version 1 instead of being amended.
+//   - Stream time is the lower mark of the two input topics, not the highest
+//     receive time seen: a topic read ahead of the other during catch-up
+//     cannot time out requests whose events sit unread in the other, and a
+//     success read before its gateway event joins it into version 1 instead
+//     of being amended.
+//   - Watermarks written by ingest, not a wall-clock margin, let stream time
+//     pass a quiet topic: a wall-clock rule at the live tip was tried and
+//     failed the crash test (bench/PROFILE.md, issue 17), because it judges
+//     a success due before a gateway event stamped at the same time but
+//     acknowledged later. A watermark is written only after every event
+//     below it was acknowledged, so it cannot pass one. An ingest instance
+//     that stops writing them is dropped by stream position (other
+//     instances' watermarks), so a replay drops it at the same point.
 //   - LiteLLM and gateway events are never judged late by their own
 //     timestamps: that would trust the sender's clock, and a skewed proxy
 //     would send every request to the DLQ. Only oversight events, which by

@@ -14,7 +14,7 @@ type metrics struct {
 	dlq         *prometheus.CounterVec // by reason
 	early       prometheus.Counter
 	watermarks  *prometheus.CounterVec // by result
-	pending     *prometheus.GaugeVec // by partition
+	pending     *prometheus.GaugeVec   // by partition
 	cacheBytes  *prometheus.GaugeVec
 	cacheSize   *prometheus.GaugeVec
 	streamLag   *prometheus.GaugeVec

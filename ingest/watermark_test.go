@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/ingest/raw"
 	"github.com/auditline/auditline/ingest/topic"
-	"github.com/auditline/auditline/deploy/testenv"
 )
 
 // TestStamperWatermark: W is a lower bound. Many bodies are stamped and
