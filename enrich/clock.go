@@ -116,12 +116,10 @@ func (c *streamClock) setLagging(topic string, lagging bool) {
 	}
 }
 
-// instances returns how many ingest instances are live on topic.
-func (c *streamClock) instances(topic string) int {
-	if m := c.topics[topic]; m != nil {
-		return len(m.live)
-	}
-	return 0
+// holds reports whether topic's mark is what holds stream time where it is.
+func (c *streamClock) holds(topic string) bool {
+	m := c.topics[topic]
+	return m != nil && max(m.high, m.wm) <= c.now
 }
 
 // advance recomputes stream time at wall time wall and returns it.

@@ -353,9 +353,9 @@ func (s *partition) join(r *request, ev *event.Event, m *topic.Message) {
 func (s *partition) flush(ctx context.Context) error {
 	h := s.h
 	before := s.clock.now
-	stalled := s.lagging()
+	paused := s.lagging()
 	now := s.clock.advance(s.wallNow())
-	if stalled && now == before && len(s.queue) > 0 {
+	if paused != "" && now == before && s.clock.holds(paused) && len(s.queue) > 0 {
 		// An input partition paused by backpressure holds stream time
 		// still: its records cannot be read until pending requests are
 		// emitted, and these wait for stream time. Emit the oldest half
@@ -426,16 +426,18 @@ func (s *partition) flush(ctx context.Context) error {
 }
 
 // lagging tells the clock which input topics have records not handled yet,
-// and reports whether one of them is paused for backpressure.
-func (s *partition) lagging() (paused bool) {
+// and returns one of them that is paused for backpressure, if any.
+func (s *partition) lagging() (paused string) {
 	if s.h.pos == nil {
-		return false
+		return ""
 	}
 	for t, next := range s.next {
 		hwm, p, ok := s.h.pos.Position(t, s.id)
 		lag := ok && hwm > next
 		s.clock.setLagging(t, lag)
-		paused = paused || (lag && p)
+		if lag && p {
+			paused = t
+		}
 	}
 	return paused
 }

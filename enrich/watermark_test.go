@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -165,5 +166,128 @@ func TestSuccessBesideSparseGateway(t *testing.T) {
 	}
 	if dlq != 0 {
 		t.Errorf("%d records on the DLQ, want none (watermarks are not events)", dlq)
+	}
+}
+
+// fakePositions is the Reader's view of partition 0 for rig tests.
+type fakePositions struct {
+	hwm    map[string]int64
+	paused bool
+}
+
+func (f *fakePositions) Position(topic string, _ int32) (int64, bool, bool) {
+	h, ok := f.hwm[topic]
+	return h, f.paused, ok
+}
+
+// rigEvent builds the record of a testdata file received at at.
+func (r *rig) event(src raw.Source, file string, at time.Time) *kgo.Record {
+	r.t.Helper()
+	ev, err := r.f.Event(src, mustRead(r.t, file))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return r.f.Raw(ev, at)
+}
+
+// watermarks hands the Processor a watermark of instance on both input
+// topics, read at wall time at.
+func (r *rig) watermarks(instance string, w, at time.Time) {
+	r.t.Helper()
+	r.clock = at
+	for _, tn := range []string{testTopics.RawLiteLLM(), testTopics.RawGateway()} {
+		rec := raw.WatermarkRecord(tn, 0, raw.Watermark{Instance: instance, At: w})
+		if err := r.p.Handle(context.Background(), msgsOf(rec)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// TestWatermarkStreamTime: in the Processor, with the wall clock stepped by
+// hand. A success beside a sparse gateway event waits for the gateway's
+// idle_after without watermarks, and only success_delay with them; watermark
+// records make no decision, no DLQ record and no event count.
+func TestWatermarkStreamTime(t *testing.T) {
+	cfg := testConfig()
+	t0 := time.Date(2025, 11, 22, 12, 0, 0, 0, time.UTC)
+	for _, withMarks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("watermarks=%v", withMarks), func(t *testing.T) {
+			r := newRig(t, cfg, nil, nil)
+			r.feed(r.event(raw.SourceGateway, "events/gateway_allow.json", t0),
+				r.event(raw.SourceLiteLLM, "litellm/03b_fallback_attempt2_success_anthropic.json", t0.Add(100*time.Millisecond)))
+			at := t0.Add(100*time.Millisecond + cfg.SuccessDelay + 200*time.Millisecond)
+			if withMarks {
+				r.watermarks("a", at.Add(-50*time.Millisecond), at)
+			} else {
+				r.idle(at.Sub(r.clock))
+			}
+			ds := r.k.decisions(t)
+			if withMarks != (len(ds) == 1) {
+				t.Fatalf("%d decisions %s after the success", len(ds), at.Sub(t0.Add(100*time.Millisecond)))
+			}
+			if !withMarks {
+				r.idle(cfg.IdleAfter) // the gateway topic is idle now
+				ds = r.k.decisions(t)
+			}
+			if len(ds) != 1 || ds[0].Version != 1 || len(ds[0].Evidence.Sources) != 2 {
+				t.Fatalf("decisions %d, want one version 1 joining both events", len(ds))
+			}
+			if n := len(r.k.records(testTopics.DLQ())); n != 0 {
+				t.Errorf("%d DLQ records", n)
+			}
+			var events float64
+			for _, src := range []string{"gateway", "litellm"} {
+				for _, res := range []string{"new", "joined"} {
+					events += metricValue(r.p.m.events.WithLabelValues(src, res))
+				}
+			}
+			if events != 2 {
+				t.Errorf("%v events counted, want 2", events)
+			}
+			if withMarks {
+				if n := metricValue(r.p.m.watermarks.WithLabelValues("ok")); n != 2 {
+					t.Errorf("%v watermarks counted, want 2", n)
+				}
+			}
+		})
+	}
+}
+
+// TestLaggingPartition: a partition with records not handled yet is not idle:
+// the wall clock does not move its stream time. Paused by backpressure with
+// stream time held, it emits its oldest pending requests early instead.
+func TestLaggingPartition(t *testing.T) {
+	cfg := testConfig()
+	t0 := time.Date(2025, 11, 22, 12, 0, 0, 0, time.UTC)
+	r := newRig(t, cfg, nil, nil)
+	pos := &fakePositions{hwm: map[string]int64{}}
+	r.p.pos = pos
+	ok := r.event(raw.SourceLiteLLM, "litellm/01_success_plain_openai.json", t0)
+	r.feed(ok)
+	pos.hwm[ok.Topic] = ok.Offset + 10 // nine more records wait
+	r.idle(time.Minute)
+	if n := len(r.k.decisions(t)); n != 0 {
+		t.Fatalf("%d decisions: the wall clock moved a lagging partition", n)
+	}
+	pos.paused = true
+	r.idle(cfg.TickInterval)
+	ds := r.k.decisions(t)
+	if len(ds) != 1 || ds[0].Completeness != record.TimedOut {
+		t.Fatalf("paused and held: %d decisions, want the pending request emitted early, timed_out", len(ds))
+	}
+	if n := metricValue(r.p.m.early); n != 1 {
+		t.Errorf("%v early emissions counted, want 1", n)
+	}
+
+	// Caught up: idle again, the wall clock moves stream time.
+	r2 := newRig(t, cfg, nil, nil)
+	pos2 := &fakePositions{hwm: map[string]int64{}}
+	r2.p.pos = pos2
+	ok2 := r2.event(raw.SourceLiteLLM, "litellm/01_success_plain_openai.json", t0)
+	r2.feed(ok2)
+	pos2.hwm[ok2.Topic] = ok2.Offset + 1
+	r2.idle(cfg.IdleAfter + cfg.SuccessDelay + time.Second)
+	if ds := r2.k.decisions(t); len(ds) != 1 || ds[0].Completeness != record.Complete {
+		t.Fatalf("caught up: %d decisions, want the success emitted complete", len(ds))
 	}
 }
