@@ -179,14 +179,14 @@ func (s *Server) signature(next step) step {
 func (s *Server) deliver(c *call) error {
 	pl := planner{src: c.ep.src, strict: c.ep.strict, decode: c.ep.decode, topics: s.topics,
 		maxEvents: s.cfg.MaxEvents, maxEventBytes: s.cfg.MaxEventBytes, capt: s.capt}
-	receivedAt, stamp := s.stamps.stamp()
+	st := s.stamps.stamp()
 	produced := false
 	defer func() {
 		if !produced {
-			s.stamps.finish(stamp)
+			st.finish()
 		}
 	}()
-	in := planInput{body: c.body, ndjson: c.ndjson, sender: c.sender.Name, reviewer: c.sender.Reviewer, receivedAt: receivedAt}
+	in := planInput{body: c.body, ndjson: c.ndjson, sender: c.sender.Name, reviewer: c.sender.Reviewer, receivedAt: st.at()}
 	p := pl.plan(in)
 	if p.refusal != nil && len(p.records) == 0 {
 		return p.refusal
@@ -215,8 +215,9 @@ func (s *Server) deliver(c *call) error {
 		}
 		recs = p.expand(parts)
 	}
+	st.narrow(recs)
 	c.handedOff, produced = true, true
-	if err := s.produce(recs, func() { s.settle(c) }, stamp); err != nil {
+	if err := s.produce(recs, func() { s.settle(c) }, st); err != nil {
 		return kafkaError(err)
 	}
 	if p.refusal != nil { // the body is on the DLQ

@@ -22,7 +22,7 @@ type metrics struct {
 	panics       prometheus.Counter
 	requestTimes *prometheus.HistogramVec // endpoint
 	watermarks   *prometheus.CounterVec   // result
-	watermarkLag prometheus.Gauge
+	watermarkLag *prometheus.GaugeVec     // topic
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -55,8 +55,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}, []string{"endpoint"}),
 		watermarks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditline_ingest_watermarks_total",
 			Help: "Watermark rounds (one record to every partition of raw.litellm and raw.gateway), by result (ok, error)."}, []string{"result"}),
-		watermarkLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditline_ingest_watermark_lag_seconds",
-			Help: "Wall time minus the last watermark acknowledged by Kafka (how far enrich's stream time trails, at best)."}),
+		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditline_ingest_watermark_lag_seconds",
+			Help: "Wall time minus the last watermark acknowledged by Kafka, per topic (how far enrich's stream time trails, at best)."}, []string{"topic"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.accepted, m.rejected, m.dlq, m.nulls, m.bodyBytes,
 		m.produce, m.inflightB, m.inflightR, m.abandoned, m.panics, m.requestTimes, m.watermarks, m.watermarkLag} {

@@ -80,10 +80,12 @@ type Server struct {
 
 	// Watermarks (watermark.go): every receive time is stamped by stamps
 	// and finished once Kafka settled its records.
-	stamps    *stamper
-	instance  string
-	wmParts   map[string]int // partition counts; only publishWatermarks touches them
-	wmPartsAt time.Time
+	stamps      *stamper
+	marks       producer     // writes the watermarks: prod, or a client of its own (New)
+	marksWriter *kafkaWriter // that client, opened and closed by Serve
+	instance    string
+	wmParts     []int       // per watermark topic: its partition count (writeWatermark)
+	wmPartsAt   []time.Time // when it was read
 
 	inflight atomic.Int64   // reserved body bytes
 	pending  sync.WaitGroup // produces not yet settled by Kafka
@@ -99,6 +101,11 @@ func New(cfg Config, shared topic.Shared, set Settings) (*Server, error) {
 		return nil, err
 	}
 	s.kafka, s.writer = shared.Kafka, w
+	// Watermarks get a client of their own, so that they never queue behind
+	// the events' batches (a watermark is written after the events below it
+	// were acknowledged, so any client keeps the order in the partition).
+	s.marksWriter = &kafkaWriter{cfg: shared.Kafka}
+	s.marks = s.marksWriter
 	return s, nil
 }
 
@@ -175,12 +182,15 @@ func newServer(cfg Config, topics raw.Topics, set Settings, prod producer, parts
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, topics: topics, getenv: getenv, m: m, prod: prod, parts: parts, now: time.Now, seen: newSeenEvents(), capt: capture.New(set.Capture).WithPseudonyms(set.Pseudonyms)}
-	s.stamps = newStamper(func() time.Time { return s.now() })
 	s.instance = newInstanceID()
 	s.auth.Store(a)
 	if s.topics.Prefix == "" {
 		s.topics = raw.DefaultTopics
 	}
+	// Watermarks go to the two topics enrich joins.
+	s.stamps = newStamper(func() time.Time { return s.now() }, []string{s.topics.RawLiteLLM(), s.topics.RawGateway()})
+	s.wmParts, s.wmPartsAt = make([]int, 2), make([]time.Time, 2)
+	s.marks = prod
 	mux := http.NewServeMux()
 	for _, ep := range []*endpoint{
 		{name: "litellm", path: "/v1/litellm", scope: auth.ScopeLiteLLM, decode: source.LiteLLM},
@@ -259,6 +269,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		defer closeWriter()
 	}
+	if s.marksWriter != nil && s.cfg.WatermarkInterval > 0 {
+		closeMarks, err := s.marksWriter.open()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer closeMarks()
+	}
 	if s.cfg.CreateTopics && s.writer != nil {
 		tctx, tcancel := context.WithCancel(ctx)
 		var bg sync.WaitGroup
@@ -312,7 +330,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if perr == nil {
 			// Every produce settled: the last watermark says this process
 			// leaves, so enrich stops waiting for it at once.
-			if werr := s.writeWatermark(sctx, true); werr != nil {
+			if werr := s.writeLeaving(sctx); werr != nil {
 				s.log.Warn("leaving watermark not written; enrich drops this instance after enrich.watermark_timeout", "err", werr)
 			}
 		}
@@ -419,11 +437,11 @@ var errProduceTimeout = errors.New("kafka did not acknowledge in time")
 // hands its buffer and its in-flight reservation over to settle, so that
 // memory stays accounted for until Kafka lets go of the bytes.
 //
-// The records were stamped stamp (ms) by s.stamps: the stamp is finished
+// The records were stamped st by s.stamps: the stamp is finished
 // once Kafka settled them. After a failure it is finished only
 // produce_timeout later: Produce says some records may still be written
 // after an error, and a watermark must not pass them meanwhile.
-func (s *Server) produce(recs []*kgo.Record, settle func(), stamp int64) error {
+func (s *Server) produce(recs []*kgo.Record, settle func(), st *stamp) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
 	done := make(chan error, 1)
 	s.pending.Add(1)
@@ -444,9 +462,9 @@ func (s *Server) produce(recs []*kgo.Record, settle func(), stamp int64) error {
 		settle()
 		switch {
 		case err == nil:
-			s.stamps.finish(stamp)
+			st.finish()
 		default:
-			time.AfterFunc(s.cfg.ProduceTimeout, func() { s.stamps.finish(stamp) })
+			time.AfterFunc(s.cfg.ProduceTimeout, st.finish)
 		}
 	}()
 	t := time.NewTimer(s.cfg.ProduceTimeout)
