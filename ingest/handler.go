@@ -179,6 +179,9 @@ func (s *Server) signature(next step) step {
 func (s *Server) deliver(c *call) error {
 	pl := planner{src: c.ep.src, strict: c.ep.strict, decode: c.ep.decode, topics: s.topics,
 		maxEvents: s.cfg.MaxEvents, maxEventBytes: s.cfg.MaxEventBytes, capt: s.capt}
+	if err := s.joinGate(c.r.Context()); err != nil {
+		return err
+	}
 	st := s.stamps.stamp()
 	produced := false
 	defer func() {

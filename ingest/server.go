@@ -86,6 +86,13 @@ type Server struct {
 	instance    string
 	wmParts     []int       // per watermark topic: its partition count (writeWatermark)
 	wmPartsAt   []time.Time // when it was read
+	// joined is closed once this instance's first watermark is acknowledged
+	// in every partition of every watermark topic; gated is set by Serve
+	// when it writes watermarks (not set: watermarks off, or a test driving
+	// the handler without Serve). While gated and not joined, deliver stamps
+	// no body and Ready says not ready (joinGate).
+	joined chan struct{}
+	gated  atomic.Bool
 
 	inflight atomic.Int64   // reserved body bytes
 	pending  sync.WaitGroup // produces not yet settled by Kafka
@@ -188,6 +195,7 @@ func newServer(cfg Config, topics raw.Topics, set Settings, prod producer, parts
 		s.topics = raw.DefaultTopics
 	}
 	// Watermarks go to the two topics enrich joins.
+	s.joined = make(chan struct{})
 	s.stamps = newStamper(func() time.Time { return s.now() }, []string{s.topics.RawLiteLLM(), s.topics.RawGateway()})
 	s.wmParts, s.wmPartsAt = make([]int, 2), make([]time.Time, 2)
 	s.marks = prod
@@ -235,8 +243,12 @@ func newServer(cfg Config, topics raw.Topics, set Settings, prod producer, parts
 // Handler returns the HTTP handler (write endpoints and ops endpoints).
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Ready reports whether a Kafka broker answers.
+// Ready reports whether a Kafka broker answers and, when this process writes
+// watermarks, whether its first ones are written (joinGate).
 func (s *Server) Ready(ctx context.Context) error {
+	if err := s.joinedYet(); err != nil {
+		return err
+	}
 	if s.writer == nil {
 		return nil
 	}
@@ -287,6 +299,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	var stopMarks func()
 	if s.cfg.WatermarkInterval > 0 {
+		s.gated.Store(true)
 		mctx, mcancel := context.WithCancel(context.Background())
 		mdone := make(chan struct{})
 		go func() { defer close(mdone); s.publishWatermarks(mctx) }()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -144,16 +145,31 @@ const partitionsRefresh = 10 * time.Second
 // that Kafka does not acknowledge is only counted: the next one supersedes
 // it, and enrich waits for it (stream time does not advance without it).
 // Serve writes the leaving watermarks after the loops stopped.
+//
+// Until every topic's first watermark is acknowledged, deliver accepts no
+// body (joinGate): enrich learns of this instance from that first watermark,
+// so no event of it can sit behind another instance's later watermark while
+// enrich does not yet wait for it.
 func (s *Server) publishWatermarks(ctx context.Context) {
 	var wg sync.WaitGroup
+	var waiting atomic.Int32 // topics without an acknowledged watermark yet
+	waiting.Store(int32(len(s.stamps.topics)))
 	for i := range s.stamps.topics {
 		wg.Go(func() {
 			t := time.NewTicker(s.cfg.WatermarkInterval)
 			defer t.Stop()
+			joined := false
 			for {
-				if err := s.writeWatermark(ctx, i, false); err != nil && ctx.Err() == nil {
+				err := s.writeWatermark(ctx, i, false)
+				if err != nil && ctx.Err() == nil {
 					s.m.watermarks.WithLabelValues("error").Inc()
 					s.log.Debug("watermark not written", "topic", s.stamps.topics[i], "err", err)
+				}
+				if err == nil && !joined {
+					joined = true
+					if waiting.Add(-1) == 0 {
+						close(s.joined)
+					}
 				}
 				select {
 				case <-ctx.Done():
@@ -164,6 +180,39 @@ func (s *Server) publishWatermarks(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+}
+
+// joinGate waits until this instance's first watermarks are written
+// (publishWatermarks), at most produce_timeout, and refuses the body as
+// retryable otherwise.
+func (s *Server) joinGate(ctx context.Context) error {
+	if s.joinedYet() == nil {
+		return nil
+	}
+	t := time.NewTimer(s.cfg.ProduceTimeout)
+	defer t.Stop()
+	select {
+	case <-s.joined:
+		return nil
+	case <-ctx.Done():
+		return &retryable{reason: "kafka_unavailable", msg: "ingest is starting (its first watermarks are not written yet); retry later", cause: ctx.Err()}
+	case <-t.C:
+		return &retryable{reason: "kafka_unavailable", msg: "ingest is starting (its first watermarks are not written yet); retry later"}
+	}
+}
+
+// joinedYet returns nil when no gate applies or the first watermarks are
+// written.
+func (s *Server) joinedYet() error {
+	if !s.gated.Load() {
+		return nil
+	}
+	select {
+	case <-s.joined:
+		return nil
+	default:
+		return errors.New("first watermarks not written yet")
+	}
 }
 
 // writeLeaving writes the leaving watermark of every watermark topic.

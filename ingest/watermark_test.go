@@ -2,12 +2,14 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditline/auditline/deploy/testenv"
@@ -243,6 +245,77 @@ func TestWatermarkIntervalValidate(t *testing.T) {
 		c.WatermarkInterval = tc.d
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("watermark_interval %s: err %v, want ok=%v", tc.d, err, tc.ok)
+		}
+	}
+}
+
+// gatedMarks is a watermark producer that fails until open is set.
+type gatedMarks struct {
+	fakeProducer
+	open atomic.Bool
+}
+
+func (g *gatedMarks) Produce(ctx context.Context, recs ...*kgo.Record) error {
+	if !g.open.Load() {
+		return errors.New("broker not reachable yet")
+	}
+	return g.fakeProducer.Produce(ctx, recs...)
+}
+
+// TestJoinGate: until this instance's first watermark is acknowledged in
+// every watermark topic, a body gets a retryable 503 (no receive time is
+// stamped, nothing is produced) and /readyz says not ready; once it is,
+// bodies are accepted.
+func TestJoinGate(t *testing.T) {
+	fp := &fakeProducer{}
+	cfg := testConfig()
+	cfg.WatermarkInterval = 50 * time.Millisecond
+	cfg.ProduceTimeout = 300 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	topics := raw.Topics{Prefix: "fake."}
+	srv, err := newServer(cfg, topics, Settings{Registry: reg}, fp, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marks := &gatedMarks{}
+	srv.marks = marks
+	h := serve(t, srv, reg, topic.Config{}, topics)
+	b := example(t, "01_success_plain_openai.json")
+	r := h.post("/v1/litellm", tokAll, b)
+	if r.code != 503 || r.err.Reason != "kafka_unavailable" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("before the first watermark: %d %s, want 503 kafka_unavailable", r.code, r.body)
+	}
+	if n := len(fp.all()); n != 0 {
+		t.Fatalf("%d records produced before the first watermark", n)
+	}
+	if err := srv.Ready(context.Background()); err == nil {
+		t.Error("ready before the first watermark")
+	}
+	marks.open.Store(true)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = h.post("/v1/litellm", tokAll, b)
+		if r.code == 200 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if r.code != 200 {
+		t.Fatalf("after the first watermarks: %d %s", r.code, r.body)
+	}
+	if err := srv.Ready(context.Background()); err != nil {
+		t.Errorf("not ready after the first watermarks: %v", err)
+	}
+	// Each watermark topic got a watermark of this instance in every
+	// partition before the body's records were produced.
+	for _, tp := range []string{topics.RawLiteLLM(), topics.RawGateway()} {
+		parts := map[int32]bool{}
+		for _, rec := range marks.all() {
+			if rec.Topic == tp {
+				parts[rec.Partition] = true
+			}
+		}
+		if len(parts) != 3 {
+			t.Errorf("%s: watermarks in %d partitions, want 3", tp, len(parts))
 		}
 	}
 }
