@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,14 +81,24 @@ func BenchmarkStoreVsKafkaEngine(b *testing.B) {
 	b.Logf("%d decisions (%.1f KiB average) on %s", n, float64(bytes)/float64(n)/1024, topics.Decisions())
 
 	var ours, peer, ceiling float64
+	var cpu [3]cpuUse
+	var inserts float64
 	for b.Loop() {
-		ceiling = benchCeiling(b, ch.Addr, values)
-		ours = benchStore(b, ch, kc, topics, n)
-		peer = benchKafkaEngine(b, ch, kc, topics, n)
+		cpu[0] = measureCPU(ch, func() { ceiling = benchCeiling(b, ch.Addr, values) })
+		cpu[1] = measureCPU(ch, func() { ours, inserts = benchStore(b, ch, kc, topics, n) })
+		cpu[2] = measureCPU(ch, func() { peer = benchKafkaEngine(b, ch, kc, topics, n) })
 	}
 	b.ReportMetric(ours, "store_rows/s")
 	b.ReportMetric(peer, "kafka_engine_rows/s")
 	b.ReportMetric(ceiling, "ceiling_rows/s")
+	// CPU per row barely moves with the shared box's load; rows/s does.
+	for i, name := range []string{"ceiling", "store", "kafka_engine"} {
+		b.ReportMetric(cpu[i].server/float64(n)*1e6, name+"_server_cpu_us/row")
+		if i < 2 {
+			b.ReportMetric(cpu[i].client/float64(n)*1e6, name+"_client_cpu_us/row")
+		}
+	}
+	b.ReportMetric(inserts, "store_inserts")
 	b.ReportMetric(ours/peer, "store/kafka_engine")
 	b.ReportMetric(ours/ceiling, "store/ceiling")
 	b.Logf("store %.0f rows/s, kafka engine %.0f rows/s (ratio %.2f), clickhouse-go insert ceiling %.0f rows/s (store at %.0f%%)",
@@ -123,7 +134,49 @@ func benchCeiling(b *testing.B, addr string, values [][]byte) float64 {
 	return float64(len(values)) / time.Since(start).Seconds()
 }
 
-func benchStore(b *testing.B, ch *testenv.Private, kc topic.Config, topics raw.Topics, n int) float64 {
+// cpuUse is the CPU seconds one phase of the benchmark used: the private
+// ClickHouse server's (background merges of the phase included, as far as
+// they ran during it), and this process's (the client: the store's reader,
+// decode and INSERTs, or the ceiling's INSERTs).
+type cpuUse struct{ server, client float64 }
+
+func measureCPU(ch *testenv.Private, phase func()) cpuUse {
+	s0, c0 := serverCPU(ch), selfCPU()
+	phase()
+	return cpuUse{server: serverCPU(ch) - s0, client: selfCPU() - c0}
+}
+
+// serverCPU is the private server's user+system CPU seconds, from
+// /proc/<pid>/stat (0 when it cannot be read).
+func serverCPU(ch *testenv.Private) float64 {
+	pid, err := os.ReadFile(filepath.Join(ch.Data, "run", "clickhouse.pid"))
+	if err != nil {
+		return 0
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(st), ')')
+	f := strings.Fields(string(st[i+1:]))
+	if i < 0 || len(f) <= 12 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	sy, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + sy) / 100 // USER_HZ
+}
+
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// benchStore returns rows/s and the number of INSERTs into decision_records.
+func benchStore(b *testing.B, ch *testenv.Private, kc topic.Config, topics raw.Topics, n int) (float64, float64) {
 	conn, db := benchDB(b, ch.Addr)
 	defer dropDB(conn, db)
 	cfg := NewDefaultConfig()
@@ -138,7 +191,7 @@ func benchStore(b *testing.B, ch *testenv.Private, kc topic.Config, topics raw.T
 	if err := st.stop(); err != nil {
 		b.Fatal(err)
 	}
-	return float64(n) / elapsed.Seconds()
+	return float64(n) / elapsed.Seconds(), st.counter("auditline_store_batches_total", TableDecisions)
 }
 
 // benchKafkaEngine builds the peer: Kafka table → materialized view →
