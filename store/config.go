@@ -15,7 +15,7 @@ const (
 	DefaultDatabase      = "auditline"
 	DefaultGroup         = "auditline-store"
 	DefaultBatchRows     = 10_000
-	DefaultBatchBytes    = 16 << 20
+	DefaultBatchBytes    = 20 << 20
 	DefaultLinger        = time.Second
 	DefaultRetryMin      = 200 * time.Millisecond
 	DefaultRetryMax      = 30 * time.Second
@@ -55,9 +55,13 @@ type Config struct {
 	BatchRows int `yaml:"batch_rows"`
 	// BatchBytes cuts a batch early once its messages reach this many bytes.
 	// It also bounds what each of the store's readers holds: a partition is
-	// paused once 2 × BatchBytes of its messages are not yet inserted (or
-	// at kafka.max_outstanding_bytes, when lower), so the store holds about
-	// one batch being inserted and one filling per partition it reads.
+	// paused once 1.25 × BatchBytes of its messages are not yet inserted
+	// (or at kafka.max_outstanding_bytes, when lower), so the store holds
+	// about the batch being inserted and a quarter of the next per
+	// partition it reads. Every INSERT costs ClickHouse 18.16 a fixed
+	// ~0.5 CPU-s whatever its size (a part of ~500 files for
+	// decision_records' columns: bench/PROFILE.md, issue 17 sixth pass), so
+	// the bytes go to the batch, not to reading ahead.
 	BatchBytes int `yaml:"batch_bytes"`
 	// Linger is how long a partial batch waits for more messages before it is
 	// inserted anyway: the upper bound of the store's added latency.

@@ -165,17 +165,19 @@ func (s *Store) Run(ctx context.Context) error {
 }
 
 // readerConfig is the Kafka configuration of the store's readers: a
-// partition holds at most two batches of messages not yet inserted (one
-// being inserted, one filling) before it is paused, unless
-// kafka.max_outstanding_bytes is lower. More fetched ahead buys the store
-// nothing — it inserts one batch at a time per partition — and costs
-// memory for each of the six topics it reads.
+// partition holds at most 1.25 batches of messages not yet inserted (the
+// one being inserted, a quarter of the next fetched ahead) before it is
+// paused, unless kafka.max_outstanding_bytes is lower. The store inserts
+// one batch at a time per partition, and its INSERTs are bound by
+// ClickHouse's fixed cost per INSERT, not by the fetch: the bytes a second
+// batch fetched ahead would take buy more from a larger batch (fewer
+// INSERTs), and each of the six topics it reads would hold them.
 func (s *Store) readerConfig() topic.Config {
 	kc := s.kafka
 	if kc.MaxOutstandingBytes == 0 {
 		kc.MaxOutstandingBytes = topic.DefaultMaxOutstandingBytes
 	}
-	kc.MaxOutstandingBytes = min(kc.MaxOutstandingBytes, 2*s.cfg.BatchBytes)
+	kc.MaxOutstandingBytes = min(kc.MaxOutstandingBytes, s.cfg.BatchBytes+s.cfg.BatchBytes/4)
 	return kc
 }
 
