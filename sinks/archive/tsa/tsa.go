@@ -76,7 +76,7 @@ func (c *Client) Stamp(ctx context.Context, data []byte) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("tsa %s: HTTP %d", c.URL, resp.StatusCode)
 	}
-	ts, err := timestamp.ParseResponse(body)
+	ts, err := parseResponse(body)
 	if err != nil {
 		return nil, fmt.Errorf("tsa %s: response: %w", c.URL, err)
 	}
@@ -114,7 +114,7 @@ type Token struct {
 // extended key usage; without roots, only the signature against the
 // certificate in the token is checked (Chained is false).
 func Verify(tsr, data []byte, roots *x509.CertPool) (*Token, error) {
-	ts, err := timestamp.ParseResponse(tsr)
+	ts, err := parseResponse(tsr)
 	if err != nil {
 		return nil, fmt.Errorf("time-stamp token: %w", err)
 	}
@@ -125,7 +125,7 @@ func Verify(tsr, data []byte, roots *x509.CertPool) (*Token, error) {
 		return nil, fmt.Errorf("time-stamp token: %w", err)
 	}
 	tok := &Token{Time: ts.Time, Serial: ts.SerialNumber}
-	p7, err := pkcs7.Parse(ts.RawToken)
+	p7, err := parsePKCS7(ts.RawToken)
 	if err != nil {
 		return nil, fmt.Errorf("time-stamp token: %w", err)
 	}
@@ -144,4 +144,30 @@ func Verify(tsr, data []byte, roots *x509.CertPool) (*Token, error) {
 		tok.Chained = true
 	}
 	return tok, nil
+}
+
+// errMalformed is what a parse that panicked returns.
+var errMalformed = errors.New("malformed ASN.1 (the parser failed on it)")
+
+// parseResponse is timestamp.ParseResponse, and parsePKCS7 pkcs7.Parse,
+// with their panics turned into errors: pkcs7's BER reader indexes past the
+// end of some truncated inputs (FuzzVerify found one: index out of range in
+// ber.go readObject), and a token is read from a bucket or a TSA, so a
+// crafted one must give `verify` an error, not a crash.
+func parseResponse(b []byte) (ts *timestamp.Timestamp, err error) {
+	defer func() {
+		if recover() != nil {
+			ts, err = nil, errMalformed
+		}
+	}()
+	return timestamp.ParseResponse(b)
+}
+
+func parsePKCS7(b []byte) (p7 *pkcs7.PKCS7, err error) {
+	defer func() {
+		if recover() != nil {
+			p7, err = nil, errMalformed
+		}
+	}()
+	return pkcs7.Parse(b)
 }
