@@ -362,13 +362,7 @@ func (s *partition) flush(ctx context.Context) error {
 		// early, as max_pending would (counted, timed_out), rather than let
 		// the wall clock cut every request or stop for good.
 		for n := (len(s.queue) + 1) / 2; n > 0; n-- {
-			r := heap.Pop(&s.queue).(*request)
-			h.m.early.Inc()
-			c := record.TimedOut
-			if !r.hasLiteLLM && r.hasStarted {
-				c = record.MissingOutcome
-			}
-			s.emitFirst(r, c, now)
+			s.emitEarly(now)
 		}
 	}
 	s.burst.advance(now)
@@ -378,13 +372,7 @@ func (s *partition) flush(ctx context.Context) error {
 		s.emitFirst(r, r.completeness(), now)
 	}
 	for len(s.pending) > h.cfg.MaxPending {
-		r := heap.Pop(&s.queue).(*request)
-		h.m.early.Inc()
-		c := record.TimedOut
-		if !r.hasLiteLLM && r.hasStarted {
-			c = record.MissingOutcome
-		}
-		s.emitFirst(r, c, now)
+		s.emitEarly(now)
 	}
 	for _, e := range s.amends {
 		if err := s.amend(ctx, e, now); err != nil {
@@ -423,6 +411,19 @@ func (s *partition) flush(ctx context.Context) error {
 		h.m.streamLag.WithLabelValues(s.label).Set(h.wall().Sub(now.Std()).Seconds())
 	}
 	return nil
+}
+
+// emitEarly emits the request with the nearest deadline before it is due
+// (max_pending, or the backpressure valve), counted, as timed_out or
+// missing_outcome: an event that comes later amends it.
+func (s *partition) emitEarly(now record.Time) {
+	r := heap.Pop(&s.queue).(*request)
+	s.h.m.early.Inc()
+	c := record.TimedOut
+	if !r.hasLiteLLM && r.hasStarted {
+		c = record.MissingOutcome
+	}
+	s.emitFirst(r, c, now)
 }
 
 // lagging tells the clock which input topics have records not handled yet,
