@@ -43,18 +43,14 @@ func readDecisions(t testing.TB, cfg topic.Config, topics raw.Topics) (ds []reco
 	return ds, recs
 }
 
-// TestStageOnKafka runs the enrich stage on the real broker: the example
-// payload sets go through raw topics and come out as the same decisions the
-// golden tests pin (apart from where their evidence sits in Kafka and when it
-// was received), each in the partition of its request key.
-func TestStageOnKafka(t *testing.T) {
-	brokers := testenv.Kafka(t)
+// kafkaTopics creates this test's raw and decision topics on the real
+// broker (testenv.Kafka) and a writer to them, closed when the test ends.
+func kafkaTopics(ctx context.Context, t *testing.T) (topic.Config, raw.Topics, *topic.Writer) {
+	t.Helper()
 	kcfg := topic.NewDefaultConfig()
-	kcfg.Brokers = brokers
+	kcfg.Brokers = testenv.Kafka(t)
 	kcfg.CommitInterval = 100 * time.Millisecond
 	topics := raw.Topics{Prefix: testenv.Name(t) + "."}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	if err := topic.EnsureTopics(ctx, kcfg, topics); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +58,18 @@ func TestStageOnKafka(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(w.Close)
+	return kcfg, topics, w
+}
+
+// TestStageOnKafka runs the enrich stage on the real broker: the example
+// payload sets go through raw topics and come out as the same decisions the
+// golden tests pin (apart from where their evidence sits in Kafka and when it
+// was received), each in the partition of its request key.
+func TestStageOnKafka(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kcfg, topics, w := kafkaTopics(ctx, t)
 
 	// Expected: what the golden cases give in memory (default rules only).
 	want := map[string]record.Decision{}

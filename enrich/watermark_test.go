@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/auditline/auditline/deploy/testenv"
 	"github.com/auditline/auditline/enrich/internal/fixture"
 	"github.com/auditline/auditline/enrich/record"
 	"github.com/auditline/auditline/ingest/raw"
@@ -26,21 +25,9 @@ import (
 // watermarks. Its version 1 joins both events, and the watermark records
 // reach no decision and no DLQ.
 func TestSuccessBesideSparseGateway(t *testing.T) {
-	brokers := testenv.Kafka(t)
-	kcfg := topic.NewDefaultConfig()
-	kcfg.Brokers = brokers
-	kcfg.CommitInterval = 100 * time.Millisecond
-	topics := raw.Topics{Prefix: testenv.Name(t) + "."}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := topic.EnsureTopics(ctx, kcfg, topics); err != nil {
-		t.Fatal(err)
-	}
-	w, err := topic.NewWriter(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	kcfg, topics, w := kafkaTopics(ctx, t)
 
 	cfg := NewDefaultConfig()
 	cfg.Group = topics.Prefix + "enrich"
