@@ -24,9 +24,15 @@ func TestHoldRefusesDelete(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	prefix := "holdtest/" + testenv.Name(t) + "/"
-	lock := bucket.Lock{Mode: bucket.Governance, Until: time.Now().Add(2 * time.Second)}
+	// Each object's retention starts at its own upload: on a loaded machine
+	// the first upload and the second-granularity sleep can take longer
+	// than a retention fixed once, and MinIO refuses a retain-until in the
+	// past.
+	var retainedUntil time.Time
 	put := func(name string) bucket.Info {
 		t.Helper()
+		retainedUntil = time.Now().Add(2 * time.Second)
+		lock := bucket.Lock{Mode: bucket.Governance, Until: retainedUntil}
 		if err := b.Put(ctx, prefix+name, []byte(name), "text/plain", lock); err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +78,7 @@ func TestHoldRefusesDelete(t *testing.T) {
 		t.Fatalf("hold list: %v %+v", err, held)
 	}
 
-	time.Sleep(time.Until(lock.Until) + time.Second) // retention over: only the holds keep them
+	time.Sleep(time.Until(retainedUntil) + time.Second) // retention over: only the holds keep them
 	for _, in := range []bucket.Info{a, c} {
 		if err := del(in); err == nil {
 			t.Fatalf("%s under legal hold was deleted", in.Key)

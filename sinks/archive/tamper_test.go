@@ -330,7 +330,7 @@ func TestComplianceObjectsRefused(t *testing.T) {
 			t.Fatalf("delete of COMPLIANCE object %s was not refused", k)
 		}
 		t.Logf("delete %s refused: %v", k, err)
-		if err := e.b.Put(ctx, k, []byte("forged"), "", bucket.Lock{Mode: bucket.Compliance, Until: time.Now().Add(time.Second)}); !errors.Is(err, bucket.ErrExists) {
+		if err := e.b.Put(ctx, k, []byte("forged"), "", bucket.Lock{Mode: bucket.Compliance, Until: time.Now().Add(time.Hour)}); !errors.Is(err, bucket.ErrExists) {
 			t.Fatalf("overwrite of %s = %v, want refused", k, err)
 		}
 	}

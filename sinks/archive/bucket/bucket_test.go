@@ -20,7 +20,7 @@ func TestPutOnceAndRead(t *testing.T) {
 	if err := b.CheckObjectLock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	lock := bucket.Lock{Mode: bucket.Governance, Until: time.Now().Add(5 * time.Second)}
+	lock := bucket.Lock{Mode: bucket.Governance, Until: time.Now().Add(time.Minute)}
 	if err := b.Put(ctx, "a/1", []byte("one"), "text/plain", lock); err != nil {
 		t.Fatal(err)
 	}
