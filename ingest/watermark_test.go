@@ -78,9 +78,18 @@ func TestStamperWatermark(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(time.Second)
+	// At least a second, and then until enough was exercised: on a loaded
+	// machine a fixed second may hold too few rounds and payloads (the
+	// check below is about coverage, not speed).
+	const minRounds, minPayloads = 50, 1000
+	exercised := func(rounds int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return rounds >= minRounds && len(payloads) >= minPayloads
+	}
+	start, limit := time.Now(), time.Now().Add(2*time.Minute)
 	rounds := 0
-	for time.Now().Before(deadline) {
+	for time.Since(start) < time.Second || (!exercised(rounds) && time.Now().Before(limit)) {
 		for i := range topics {
 			w := s.watermark(i).UnixMilli()
 			if prev := lastW[i].Load(); w < prev {
@@ -103,7 +112,7 @@ func TestStamperWatermark(t *testing.T) {
 	mu.Lock()
 	n := len(payloads)
 	mu.Unlock()
-	if rounds < 50 || n < 1000 {
+	if rounds < minRounds || n < minPayloads {
 		t.Fatalf("too little was exercised: %d watermark rounds, %d payloads", rounds, n)
 	}
 	for i, o := range s.open {
