@@ -148,6 +148,10 @@ func testRetriedInsert(t *testing.T) {
 	if err := conn.Exec(ctx, q("ALTER TABLE {db}."+TableVersions+" ADD CONSTRAINT refuse CHECK kafka_offset < 2000")); err != nil {
 		t.Fatal(err)
 	}
+	errs := func() float64 {
+		return (&running{reg: reg}).counter("auditline_store_insert_errors_total", TableDecisions)
+	}
+	before := errs() // the lost reply above is counted too
 	done := make(chan error, 1)
 	go func() { done <- w.Handle(ctx, batch(2000)) }()
 	deadline := time.Now().Add(30 * time.Second)
@@ -157,7 +161,16 @@ func testRetriedInsert(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // a retry or two
+	// Wait until the writer has seen the refusal. A fixed 300 ms pause
+	// assumed it had by then; on a loaded box the constraint could be
+	// dropped first, the attempt succeed and nothing be retried.
+	deadline = time.Now().Add(30 * time.Second)
+	for errs() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the refused INSERT was not counted as a failed attempt")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := conn.Exec(ctx, q("ALTER TABLE {db}."+TableVersions+" DROP CONSTRAINT refuse")); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +185,7 @@ func testRetriedInsert(t *testing.T) {
 	if got := counts("BETWEEN 2000 AND 2999"); got != want {
 		t.Errorf("an INSERT retried after failing half-way through the views: %v rows in %v, want %v", got, tables, want)
 	}
-	if (&running{reg: reg}).counter("auditline_store_insert_errors_total", TableDecisions) == 0 {
+	if errs() == before {
 		t.Error("no failed INSERT was counted: the constraint did not refuse the block")
 	}
 }
