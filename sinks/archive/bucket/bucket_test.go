@@ -69,12 +69,21 @@ func TestLast(t *testing.T) {
 
 // TestComplianceRefusals checks the server, not our code: under COMPLIANCE a
 // locked version can be neither deleted nor overwritten in place, nor its
-// retention shortened — even with governance bypass.
+// retention shortened — even with governance bypass. The lock is 30 s: every
+// refusal must come before it ends (3 s could pass on a loaded box before the
+// last one, and a delete or a "shorter" retention after expiry rightly
+// succeeds); the bucket's cleanup waits for the rest.
 func TestComplianceRefusals(t *testing.T) {
 	b, _ := archivetest.Bucket(t)
 	ctx := context.Background()
 	cl := b.Client()
-	until := time.Now().Add(3 * time.Second)
+	until := time.Now().Add(30 * time.Second)
+	locked := func(what string) {
+		t.Helper()
+		if !time.Now().Before(until) {
+			t.Fatalf("%s: the COMPLIANCE lock must still hold for this check (retain-until %s): the box was too slow", what, until.Format(time.RFC3339))
+		}
+	}
 	if err := b.Put(ctx, "c/obj", []byte("evidence"), "", bucket.Lock{Mode: bucket.Compliance, Until: until}); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +95,7 @@ func TestComplianceRefusals(t *testing.T) {
 	for _, bypass := range []bool{false, true} {
 		err := cl.RemoveObject(ctx, b.Name(), "c/obj", minio.RemoveObjectOptions{VersionID: st.VersionID, GovernanceBypass: bypass})
 		if err == nil {
+			locked("delete")
 			t.Fatalf("delete of a COMPLIANCE version (bypass=%v) was not refused", bypass)
 		}
 		t.Logf("delete (bypass=%v) refused: %v", bypass, err)
@@ -99,6 +109,7 @@ func TestComplianceRefusals(t *testing.T) {
 	mode := minio.Compliance
 	err = cl.PutObjectRetention(ctx, b.Name(), "c/obj", minio.PutObjectRetentionOptions{Mode: &mode, RetainUntilDate: &short, VersionID: st.VersionID, GovernanceBypass: true})
 	if err == nil {
+		locked("shortening")
 		t.Fatal("shortening COMPLIANCE retention was not refused")
 	}
 	// A plain PUT without If-None-Match creates a new version on a versioned
