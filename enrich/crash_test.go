@@ -170,7 +170,15 @@ func TestCrashMidStream(t *testing.T) {
 		t.Fatal(produceErr)
 	}
 
-	// Wait until every request has a record, then stop gracefully.
+	// Wait until every request's latest record holds all its events (a
+	// record emitted early is amended when the rest is read: on a loaded box
+	// that can take longer than any fixed pause after the first version),
+	// then stop gracefully. If that never happens, the checks below say
+	// which requests fell short.
+	for key, ids := range want {
+		slices.Sort(ids)
+		want[key] = slices.Compact(ids)
+	}
 	var ds []record.Decision
 	waitUntil("every request's record", 3*time.Minute, func() bool {
 		if decided() < int64(len(want)) {
@@ -179,6 +187,10 @@ func TestCrashMidStream(t *testing.T) {
 		ds = readDecisions(t, kcfg, topics)
 		return len(enrich.Latest(ds)) >= len(want)
 	})
+	for deadline := time.Now().Add(2 * time.Minute); !complete(ds, want) && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		ds = readDecisions(t, kcfg, topics)
+	}
 	time.Sleep(time.Second) // late amendments, if any, land too
 	ds = readDecisions(t, kcfg, topics)
 	if err := proc.Stop(); err != nil {
@@ -228,13 +240,7 @@ func TestCrashMidStream(t *testing.T) {
 				t.Errorf("request %s: %d different records at version %d:\n%s", key, len(bs), tp.version, enrich.FirstDiff(bs[0], bs[1]))
 			}
 		}
-		var got []string
-		for _, s := range tp.d.Evidence.Sources {
-			got = append(got, s.EventID)
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
-		if !slices.Equal(got, ids) {
+		if got := eventIDs(tp.d); !slices.Equal(got, ids) {
 			incomplete++
 			if incomplete <= 3 {
 				t.Errorf("request %s: latest record v%d has events %v, want %v", key, tp.version, got, ids)
@@ -264,6 +270,33 @@ func TestCrashMidStream(t *testing.T) {
 		dumpLogs()
 		t.Fatalf("missing %d, conflicting %d, incomplete %d, unexpected %d", missing, conflicts, incomplete, extra)
 	}
+}
+
+// eventIDs lists the event ids d's evidence holds.
+func eventIDs(d record.Decision) []string {
+	var ids []string
+	for _, s := range d.Evidence.Sources {
+		ids = append(ids, s.EventID)
+	}
+	return ids
+}
+
+// complete: the record of the highest version of every request in want
+// holds exactly the events want lists for it (sorted, without repeats).
+func complete(ds []record.Decision, want map[string][]string) bool {
+	latest := map[string]record.Decision{}
+	for _, d := range ds {
+		if l, ok := latest[d.Request.RequestKey]; !ok || d.Version > l.Version {
+			latest[d.Request.RequestKey] = d
+		}
+	}
+	for key, ids := range want {
+		d, ok := latest[key]
+		if !ok || !slices.Equal(eventIDs(d), ids) {
+			return false
+		}
+	}
+	return true
 }
 
 // readDecisions reads the whole decisions topic.

@@ -32,9 +32,12 @@ func TestSuccessBesideSparseGateway(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.Group = topics.Prefix + "enrich"
 	cfg.Sampling.Auto.Enabled = false
-	cfg.IdleAfter = 10 * time.Second // far from success_delay (1 s), so the two cannot be confused
+	// Far from success_delay (1 s), so the two cannot be confused even on a
+	// loaded box: the latency check below allows half of it.
+	cfg.IdleAfter = 20 * time.Second
 	cfg.TickInterval = 100 * time.Millisecond
-	st, err := New(cfg, topic.Shared{Kafka: kcfg, Topics: topics}, Settings{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
+	reg := prometheus.NewRegistry()
+	st, err := New(cfg, topic.Shared{Kafka: kcfg, Topics: topics}, Settings{Logger: slog.New(slog.DiscardHandler), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +114,36 @@ func TestSuccessBesideSparseGateway(t *testing.T) {
 		}
 		return r
 	}
-	// Let enrich join the group and read the first watermarks.
-	time.Sleep(3 * time.Second)
+	// Let enrich join the group and read the first watermarks: two rounds'
+	// worth. (A fixed 3 s may not cover the join on a loaded box, and the
+	// rest of the join would then count as the success's latency.)
+	marksRead := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		for _, mf := range mfs {
+			if mf.GetName() != "auditline_enrich_watermarks_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" && l.GetValue() == "ok" {
+						n += m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return n
+	}
+	round := float64(parts[topics.RawLiteLLM()] + parts[topics.RawGateway()])
+	for deadline := time.Now().Add(60 * time.Second); marksRead() < 2*round; {
+		if time.Now().After(deadline) {
+			t.Fatalf("enrich read %v watermarks within 60s, want %v", marksRead(), 2*round)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	gw := event(raw.SourceGateway, "events/gateway_allow.json")
 	time.Sleep(100 * time.Millisecond)
 	ok := event(raw.SourceLiteLLM, "litellm/03b_fallback_attempt2_success_anthropic.json")
