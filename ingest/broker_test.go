@@ -40,7 +40,9 @@ func TestBrokerStopped(t *testing.T) {
 		t.Skip("starts a private Kafka")
 	}
 	p := testenv.StartPrivate(t, "kafka")
-	const produceTimeout = 2 * time.Second
+	// Slack for a loaded box's HTTP round trip and scheduling; the bound
+	// (produce_timeout + slack) stays at twice produce_timeout, as before.
+	const produceTimeout, slack = 3 * time.Second, 3 * time.Second
 	h := start(t, []string{p.Addr}, func(c *Config) { c.ProduceTimeout = produceTimeout })
 
 	var (
@@ -109,7 +111,7 @@ func TestBrokerStopped(t *testing.T) {
 	p.Stop(t) // mid-request: senders are posting all the time
 	before := n503.Load()
 	waitUntil("503s while the broker is down", func() bool { return n503.Load() >= before+6 })
-	if d := time.Duration(slowest.Load()); d > produceTimeout+2*time.Second {
+	if d := time.Duration(slowest.Load()); d > produceTimeout+slack {
 		t.Errorf("slowest answer took %s, want within produce_timeout (%s) + slack", d, produceTimeout)
 	}
 	p.Start(t)

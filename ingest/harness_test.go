@@ -238,6 +238,7 @@ type fakeProducer struct {
 	delay   time.Duration
 	err     error
 	started chan struct{} // receives once per Produce call, if set
+	release chan struct{} // if set, Produce waits until it is closed (or ctx ends)
 	panics  bool
 }
 
@@ -251,6 +252,13 @@ func (f *fakeProducer) Produce(ctx context.Context, recs ...*kgo.Record) error {
 	if f.delay > 0 {
 		select {
 		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.release != nil {
+		select {
+		case <-f.release:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
