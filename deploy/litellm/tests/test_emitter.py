@@ -226,8 +226,11 @@ def test_a_worker_that_serves_nothing_leaves_no_unaccounted_number(make_emitter,
     for _ in range(2):  # restarts on the same spool that serve nothing
         idle = make_emitter()
         idle.start()
-        time.sleep(0.3)  # several config checks of the sender thread
-        assert idle._pending_config is not None  # noticed, not announced
+        # noticed (however slow the box), then several more config checks of
+        # the sender thread: still not announced
+        wait_for(lambda em=idle: em._pending_config is not None, what="the configuration noticed")
+        time.sleep(0.3)
+        assert idle._pending_config is not None
         idle.stop()
     # a configuration change noticed and never served under: not announced either
     make_emitter.config["doc"] = {"litellm_version": "1.106.2", "router_settings": {"num_retries": 9}}

@@ -67,13 +67,17 @@ def test_post_keeps_alive_and_sends_auth(server):
 
 
 def test_statuses_and_timeouts(server):
-    t = Transport({}, timeout=0.3, user_agent="x")
+    # Statuses through a generous timeout: on a loaded box a 0.3 s timeout
+    # could turn the 503 or the 401 into a timeout.
+    t = Transport({}, timeout=10, user_agent="x")
     server["status"] = 503
     a = t.post(server["url"], b"[]")
     assert (a.kind, a.status) == (RETRY, 503) and "accepted" in a.detail
     server["status"] = 401
     assert t.post(server["url"], b"[]").kind == REFUSED
-    server["status"], server["delay"] = 200, 1.0
+    # The timeout: an answer 3 s late against a 0.3 s timeout.
+    t = Transport({}, timeout=0.3, user_agent="x")
+    server["status"], server["delay"] = 200, 3.0
     a = t.post(server["url"], b"[]")
     assert a.kind == RETRY and a.status == 0 and "timeout" in a.detail
 
