@@ -24,7 +24,7 @@ func TestPost(t *testing.T) {
 		attempts int32
 		wantErr  func(error) bool
 	}{
-		{"accepted", []int{202}, "", time.Second, 1, func(err error) bool { return err == nil }},
+		{"accepted", []int{202}, "", 5 * time.Second, 1, func(err error) bool { return err == nil }}, // one POST; 1 s left a loaded box little
 		{"503 then accepted", []int{503, 503, 200}, "0", 5 * time.Second, 3, func(err error) bool { return err == nil }},
 		{"429 then accepted", []int{429, 201}, "", 5 * time.Second, 2, func(err error) bool { return err == nil }},
 		{"bad token is permanent", []int{401}, "", 5 * time.Second, 1, func(err error) bool {

@@ -86,9 +86,11 @@ func TestDashboardStage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- st.Run(ctx) }()
+	// Until the stage listens: a deadline, not a count of tries (50 tries
+	// of 50 ms can end before a loaded box has started it).
 	var resp *http.Response
-	for i := 0; i < 50; i++ {
-		if resp, err = http.Get("http://" + addr + "/healthz"); err == nil {
+	for deadline := time.Now().Add(time.Minute); ; {
+		if resp, err = http.Get("http://" + addr + "/healthz"); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
