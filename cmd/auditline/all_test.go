@@ -59,7 +59,12 @@ func testAllVerticalSlice(t *testing.T) {
 	c.Ingest.Auth.Tokens = []auth.Token{{Name: "litellm", File: filepath.Join(dir, "token"), Scopes: []auth.Scope{auth.ScopeLiteLLM, auth.ScopeOversight, auth.ScopeAccess}, Reviewer: auth.AnyReviewer}}
 	c.Archive.Prefix = "slice/" + name + "/"
 	c.Archive.SigningKeyFile = key
-	c.Archive.Retention.Mode, c.Archive.Retention.Period = "COMPLIANCE", retention.Exactly(2*time.Minute)
+	// COMPLIANCE for 10 minutes: the lock must still hold when the test
+	// tries to delete the sealed batch, after the waits for ClickHouse and
+	// for the proofs (up to 2 minutes each) and five CLI runs; the batch can
+	// be sealed before the first of those waits starts, and on a loaded box
+	// 2 minutes could pass first.
+	c.Archive.Retention.Mode, c.Archive.Retention.Period = "COMPLIANCE", retention.Exactly(10*time.Minute)
 	c.Dashboard.Ingest.TokenFile = filepath.Join(dir, "token")
 	c.Dashboard.Auth.Users = []dauth.UserConfig{{Name: "admin", PasswordHash: hash, Role: "admin", Tenants: []string{"*"}}}
 	config := s.ConfigFile()
