@@ -501,10 +501,11 @@ func runE2E(ctx context.Context, o options, n int) (res e2eRun) {
 	return res
 }
 
-// latencyPhaseCost logs what the latency phase cost: the store's and
-// ClickHouse's CPU per accepted payload, and the INSERTs per second into
-// each topic's table (store_progress has one row per INSERT block). On the
-// shared machine ClickHouse's figure counts other users' queries too.
+// latencyPhaseCost logs what the latency phase cost: the store's, enrich's,
+// ClickHouse's and Kafka's CPU per accepted payload, and the INSERTs made
+// for each topic since the phase began (store_progress has one row per
+// INSERT block), also per second of paced load. On the shared machine the
+// servers' figures count other users' work too.
 func (p *pipeline) latencyPhaseCost(ctx context.Context, start time.Time, stage map[string]float64, meter *cpuMeter, payloads int, load time.Duration) {
 	secs := time.Since(start).Seconds()
 	srv := meter.used()
@@ -532,8 +533,8 @@ func (p *pipeline) latencyPhaseCost(ctx context.Context, start time.Time, stage 
 // A query sees what was stored when it started, so the record was queryable
 // by its send time: that is an upper bound, off by up to one poll period
 // (the previous poll did not see it), never by the poll's own time — which
-// the figure counted until issue 17's seventh pass (47–73 ms at p50–p99 on
-// the loaded box; the "by stage" log line still prints it).
+// the figure counted until issue 17's seventh pass (p50 11–115 ms, p99
+// 60–301 ms on the loaded box; the "by stage" log line still prints it).
 type tracker struct {
 	p       *pipeline
 	mod     uint32
@@ -639,7 +640,7 @@ func (t *tracker) latencies() (all, success []time.Duration, missing int) {
 // fetch, linger and INSERT, and the wait for the next poll: the first query
 // that saw the record was sent at sent, so the record was queryable by
 // then), and sent → seen (that query's own time, which the latency figure
-// counts too).
+// no longer counts).
 func (t *tracker) breakdown(ctx context.Context) (enrich, store, query []time.Duration, err error) {
 	type po struct {
 		part int32
