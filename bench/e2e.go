@@ -533,8 +533,8 @@ func (p *pipeline) latencyPhaseCost(ctx context.Context, start time.Time, stage 
 // A query sees what was stored when it started, so the record was queryable
 // by its send time: that is an upper bound, off by up to one poll period
 // (the previous poll did not see it), never by the poll's own time — which
-// the figure counted until issue 17's seventh pass (p50 11–115 ms, p99
-// 60–301 ms on the loaded box; the "by stage" log line still prints it).
+// the figure counted until issue 17's seventh pass (p50 8–115 ms, p99
+// 60–493 ms on the loaded box; the "by stage" log line still prints it).
 type tracker struct {
 	p       *pipeline
 	mod     uint32

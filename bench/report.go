@@ -501,7 +501,7 @@ func (r *report) targets() []target {
 		okLat := len(e.QuerySucc) > 0 && p99 <= 2*time.Second && e.Missing == 0
 		lim = ""
 		if !okLat {
-			lim = "enrich holds a success for `success_delay` (1 s) of stream time (which follows ingest's watermarks, written every `ingest.watermark_interval`), the store inserts once per `linger` (1 s: a batch's first decision waits all of it), and each INSERT costs ClickHouse 18.16 a fixed 0.1–0.5 s (seconds of wall time on a loaded box); at the default linger the floor is about 2.2 s (bench/PROFILE.md, issue 17 seventh pass)"
+			lim = "enrich holds a success for `success_delay` (1 s) of stream time (which follows ingest's watermarks, written every `ingest.watermark_interval`), the store inserts once per `linger` (1 s: a batch's first decision waits all of it), and each INSERT costs ClickHouse 18.16 a fixed 0.1–0.5 s (seconds of wall time on a loaded box); at the default linger the floor is about 2.5 s on a quiet box (bench/PROFILE.md, issue 17 seventh pass)"
 			if len(e.SuccEnrich) > 0 {
 				lim += fmt.Sprintf(". Successes, received → produced by enrich: p50 %s, p99 %s; produced → queryable: p50 %s, p99 %s",
 					ms(pct(e.SuccEnrich, 0.5)), ms(pct(e.SuccEnrich, 0.99)), ms(pct(e.SuccStore, 0.5)), ms(pct(e.SuccStore, 0.99)))
