@@ -143,43 +143,109 @@ func (e errAppend) Unwrap() error { return e.err }
 // current servers, but a profile may turn it off): the materialized views'
 // tables then drop a repeated block too (see viewTargetsDedupDDL).
 func insert(ctx context.Context, conn driver.Conn, db, table string, cols []string, values []any, token string) error {
-	return insertColumns(ctx, conn, db, table, cols, values, token, false)
+	return insertColumns(ctx, conn, db, table, cols, values, token, false, 0)
 }
 
-// insertColumns is insert; release clears each of values' slices (zeroes its elements, keeping its
+// insertColumns is insert, with two ways to hold the batch less.
+//
+// release clears each of values' slices (zeroes its elements, keeping its
 // length and capacity) as soon as clickhouse-go has copied it into its own
 // column block, so that the caller's strings and lists are garbage before
 // the next column is copied: a batch is then held about once, not twice
 // (our buffers, then clickhouse-go's). The caller must rebuild the values
 // before it inserts them again.
-func insertColumns(ctx context.Context, conn driver.Conn, db, table string, cols []string, values []any, token string, release bool) error {
+//
+// chunkRows > 0 sends the rows as blocks of at most that many rows within
+// the one INSERT (clickhouse-go's Flush), so that clickhouse-go's column
+// block, its encode buffer and its LZ4 output are the size of a chunk and
+// are reused from chunk to chunk, instead of growing by doubling to the
+// whole batch in fresh memory each INSERT (their copies and page faults
+// were about a third of the store's CPU; bench/PROFILE.md, seventh pass). The
+// server squashes the blocks of one INSERT into one block before it writes
+// (min_insert_block_size_rows/bytes, sent with the query so that a profile
+// cannot lower them): one part per INSERT, as before. But not all or
+// nothing: when the connection closes before the INSERT's end, 18.16 writes
+// the blocks it received (TestChunkedInsert), a prefix of the batch, which
+// the writer's retry skips (store_progress has its last offset). The writer
+// sends chunks only there: not to a Distributed table (insert_distributed_
+// sync does not squash), and not with a deduplication token, where a stored
+// prefix would make the retry's whole block a duplicate (26.9 stores nothing
+// of an aborted INSERT, but 24.x cannot be tested here).
+func insertColumns(ctx context.Context, conn driver.Conn, db, table string, cols []string, values []any, token string, release bool, chunkRows int) error {
 	q := make([]string, len(cols))
 	for i, c := range cols {
 		q[i] = quote(c)
 	}
+	rows := 0
+	if len(values) > 0 {
+		rows = reflect.ValueOf(values[0]).Len()
+	}
+	if chunkRows <= 0 || chunkRows >= rows {
+		chunkRows = rows
+	}
+	settings := clickhouse.Settings{}
 	if token != "" {
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-			"insert_deduplication_token":                         token,
-			"deduplicate_blocks_in_dependent_materialized_views": 1,
-		}))
+		settings["insert_deduplication_token"] = token
+		settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
+	}
+	if chunkRows < rows {
+		settings["min_insert_block_size_rows"] = max(rows, squashRows)
+		settings["min_insert_block_size_bytes"] = squashBytes
+	}
+	if len(settings) > 0 {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(settings))
 	}
 	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+quote(db)+"."+quote(table)+" ("+strings.Join(q, ", ")+")")
 	if err != nil {
 		return fmt.Errorf("prepare insert into %s: %w", table, err)
 	}
 	defer b.Abort() //nolint:errcheck // a no-op once sent
-	for i, v := range values {
-		if err := appendColumn(b.Column(i), v); err != nil {
-			return errAppend{fmt.Errorf("append column %s of %s: %w", cols[i], table, err)}
+	for lo := 0; ; lo += chunkRows {
+		hi := min(lo+chunkRows, rows)
+		for i, v := range values {
+			if hi-lo < rows {
+				v = reflect.ValueOf(v).Slice(lo, hi).Interface()
+			}
+			if err := appendColumn(b.Column(i), v); err != nil {
+				return errAppend{fmt.Errorf("append column %s of %s: %w", cols[i], table, err)}
+			}
+			if release {
+				reflect.ValueOf(v).Clear()
+			}
 		}
-		if release {
-			reflect.ValueOf(v).Clear()
+		if hi >= rows {
+			break
+		}
+		if err := b.Flush(); err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	return nil
+}
+
+// squashRows and squashBytes are the least min_insert_block_size_rows and
+// min_insert_block_size_bytes a chunked INSERT sends: the server's defaults
+// (1,048,576 rows, 256 MiB), far above a batch (store.batch_rows,
+// store.batch_bytes), so its chunks always become one block.
+const (
+	squashRows  = 1 << 20
+	squashBytes = 1 << 30
+)
+
+// defaultChunkBytes is the size of the blocks a batch is sent as
+// (insertColumns; writer.chunkBytes).
+const defaultChunkBytes = 2 << 20
+
+// chunkRows is how many rows of a batch of n rows and size bytes (its
+// messages' bytes, about its columns' bytes) make a block of chunk bytes.
+func chunkRows(n, size, chunk int) int {
+	if size <= chunk || n <= 1 {
+		return n
+	}
+	return max(1, int(int64(n)*int64(chunk)/int64(size)))
 }
 
 // appendColumn appends a whole column to a batch. For an Array column given

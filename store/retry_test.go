@@ -60,9 +60,17 @@ func (b *lossyBatch) Send() error {
 // store_progress but before decision_versions took its block was never
 // retried (store_progress said it had landed), so decision_versions missed
 // those records for good (seen in TestClickHouseOutage on 26.9).
-func TestRetriedInsert(t *testing.T) { testenv.ForEachClickHouse(t, testRetriedInsert) }
+//
+// Each twice: the batch as one block, and as a block per row within its one
+// INSERT (writer.chunkBytes), which the server squashes into one block.
+func TestRetriedInsert(t *testing.T) {
+	testenv.ForEachClickHouse(t, func(t *testing.T) {
+		t.Run("one-block", func(t *testing.T) { testRetriedInsert(t, defaultChunkBytes) })
+		t.Run("block-per-row", func(t *testing.T) { testRetriedInsert(t, 1) })
+	})
+}
 
-func testRetriedInsert(t *testing.T) {
+func testRetriedInsert(t *testing.T, chunkBytes int) {
 	conn, db, srv := testDB(t)
 	ctx := context.Background()
 	q := func(s string) string { return strings.ReplaceAll(s, "{db}", quote(db)) }
@@ -106,7 +114,7 @@ func testRetriedInsert(t *testing.T) {
 		}
 		token := batchToken(TableDecisions, "decisions", 0, 0, n-1)
 		for range 2 {
-			if err := insert(ctx, conn, db, TableDecisions, rows.columns(), rows.values(), token); err != nil {
+			if err := insertColumns(ctx, conn, db, TableDecisions, rows.columns(), rows.values(), token, false, chunkRows(n, n, chunkBytes)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -128,6 +136,7 @@ func testRetriedInsert(t *testing.T) {
 	cfg.BatchRows = n
 	cfg.RetryMin, cfg.RetryMax = 50*time.Millisecond, 200*time.Millisecond
 	w := newWriter(TableDecisions, db, lossy, srv, cfg, func() rows { return newDecisionRows() }, quietLog(), m)
+	w.chunkBytes = chunkBytes
 	lossy.lose.Store(1)
 	if err := w.Handle(ctx, batch(1000)); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,9 @@ type writer struct {
 	// sharded: the table is Distributed over shards (sharded.go): offsets
 	// that store_progress covers are verified per shard, not skipped.
 	sharded bool
+	// chunkBytes: a batch is sent as blocks of about this many bytes within
+	// its one INSERT (insertColumns); tests make it small.
+	chunkBytes int
 
 	mu    sync.Mutex
 	parts map[int32]*partition
@@ -65,6 +68,7 @@ func newWriter(table, db string, conn driver.Conn, srv Server, cfg Config, newRo
 	return &writer{
 		table: table, db: db, conn: conn, srv: srv, cfg: cfg, newRows: newRows,
 		log: log.With("table", table), m: m, parts: map[int32]*partition{},
+		chunkBytes: defaultChunkBytes,
 	}
 }
 
@@ -232,6 +236,18 @@ func (w *writer) flush(ctx context.Context, p *partition) error {
 	// A batch whose INSERT failed in an earlier flush (the stage stopping
 	// while it retried; the partition revoked) is checked before its first
 	// attempt too: that earlier attempt may have landed.
+	//
+	// An attempt sent in blocks (insertColumns' chunks) may have stored a
+	// prefix of the batch: 18.16 writes the blocks it received when the
+	// connection closes before the INSERT's end (TestChunkedInsert). Its
+	// rows are the batch's first rows, and store_progress has their last
+	// offset: the retry sends only the rows after it.
+	//
+	// An INSERT of the rows releases their columns as it copies them
+	// (insertColumns), so that the batch is held once; consumed says the
+	// rows must be built again from pending before another attempt.
+	consumed := false
+	storedThrough := int64(-1)
 	var landed func(context.Context) bool
 	if lastRow >= 0 && token == "" && !w.sharded {
 		landed = func(ctx context.Context) bool {
@@ -239,16 +255,19 @@ func (w *writer) flush(ctx context.Context, p *partition) error {
 				return false
 			}
 			got, ok, err := progress(ctx, w.conn, w.db, first.Topic, p.id)
-			return err == nil && ok && got >= lastRow
+			if err != nil || !ok {
+				return false
+			}
+			if got >= first.Offset && got < lastRow && got > storedThrough {
+				storedThrough, consumed = got, true
+				w.log.Info("a prefix of the batch was stored before its INSERT failed; sending the rest", "partition", p.id, "stored_through", got, "last", lastRow)
+			}
+			return got >= lastRow
 		}
 	}
 	// Sharded: offsets some shard may hold already are checked (per shard)
 	// before the rows are sent, and again before every retry.
 	check := w.sharded && lastRow >= 0 && (first.Offset <= p.verify || p.attempt != "")
-	// An INSERT of the rows releases their columns as it copies them
-	// (insertColumns), so that the batch is held once; consumed says the
-	// rows must be built again from pending before another attempt.
-	consumed := false
 	nrows := p.rows.len()
 	err := w.retry(ctx, landed, p.attempt != "", func(ctx context.Context) error {
 		if rowsLeft && check {
@@ -273,13 +292,22 @@ func (w *writer) flush(ctx context.Context, p *partition) error {
 			if consumed {
 				p.rows.reset()
 				for _, m := range p.pending {
-					_ = p.rows.add(m.Record) // one that fails is in rejected_records already
+					if m.Offset > storedThrough {
+						_ = p.rows.add(m.Record) // one that fails is in rejected_records already
+					}
 				}
 			}
 			p.attempt = newQueryID()
 			ctx := clickhouse.Context(ctx, clickhouse.WithQueryID(p.attempt))
 			consumed = true
-			if err := insertColumns(ctx, w.conn, w.db, w.table, p.rows.columns(), p.rows.values(), token, true); err != nil {
+			chunk := chunkRows(p.rows.len(), p.bytes, w.chunkBytes)
+			if landed == nil {
+				// A Distributed table does not squash; and with a
+				// deduplication token a stored prefix would make the
+				// retry's block a duplicate (insertColumns).
+				chunk = 0
+			}
+			if err := insertColumns(ctx, w.conn, w.db, w.table, p.rows.columns(), p.rows.values(), token, true, chunk); err != nil {
 				check = w.sharded // some shards may have taken their part
 				return err
 			}
