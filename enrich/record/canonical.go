@@ -307,25 +307,31 @@ func (e *canonEncoder) float(f float64) {
 		e.b = append(e.b, "null"...)
 		return
 	}
+	e.b = appendFinite(e.b, f)
+}
+
+// appendFinite appends f, which is finite, as float does. DecodeCanonical
+// compares a number with it.
+func appendFinite(b []byte, f float64) []byte {
 	if f == 0 {
-		e.b = append(e.b, '0') // also -0
-		return
+		return append(b, '0') // also -0
 	}
 	abs := math.Abs(f)
 	fmtByte := byte('f')
 	if abs < 1e-6 || abs >= 1e21 {
 		fmtByte = 'e'
 	}
-	start := len(e.b)
-	e.b = strconv.AppendFloat(e.b, f, fmtByte, -1, 64)
+	start := len(b)
+	b = strconv.AppendFloat(b, f, fmtByte, -1, 64)
 	if fmtByte == 'e' {
 		// clean up e-09 to e-9
-		n := len(e.b) - start
-		if n >= 4 && e.b[len(e.b)-4] == 'e' && e.b[len(e.b)-3] == '-' && e.b[len(e.b)-2] == '0' {
-			e.b[len(e.b)-2] = e.b[len(e.b)-1]
-			e.b = e.b[:len(e.b)-1]
+		n := len(b) - start
+		if n >= 4 && b[len(b)-4] == 'e' && b[len(b)-3] == '-' && b[len(b)-2] == '0' {
+			b[len(b)-2] = b[len(b)-1]
+			b = b[:len(b)-1]
 		}
 	}
+	return b
 }
 
 const hexDigits = "0123456789abcdef"

@@ -52,12 +52,55 @@ func DecodeCompact(value string, d *Decision) bool {
 	return decodeDecision(&dec, unsafe.Pointer(d)) && dec.i == len(dec.s)
 }
 
+// DecodeCanonical is DecodeCompact that also reports whether value is, byte
+// for byte, d's canonical encoding (d.AppendCanonical(nil)) — proven while
+// decoding, without encoding d. ok is DecodeCompact's result, on the same d.
+// canonical is never true for a value that is not d's canonical encoding;
+// false says only that the decoder did not prove it (an integer beyond
+// ±2^53, which the encoder writes as the double it becomes), so a caller
+// that must know encodes d and compares, as before.
+//
+// The proof, value by value, beside what DecodeCompact already requires
+// (no whitespace, nothing after the object, strings of valid UTF-8 without
+// a raw control byte, integers without leading zeros or -0):
+//
+//   - every member of every object present, in the canonical order (the
+//     encoder writes them all, sorted), each name written as the encoder
+//     writes it;
+//   - strings escaped only where and as the encoder escapes them (\" \\ \b
+//     \f \n \r \t, \u00xx in lower case for the other control characters);
+//   - an integer within ±2^53 (it reads back as its own decimal digits);
+//   - a float written as the encoder writes the double it reads as, and a
+//     time as it writes the Time it reads as (compared byte for byte with
+//     the encoder's own functions, appendFinite and appendLayout);
+//   - null, [] and lists as the encoder writes a nil pointer or slice, an
+//     empty slice and a slice's elements.
+//
+// Every input of the decoder's tests and of FuzzDecodeCompact is checked
+// for soundness (whenever canonical is true, d.AppendCanonical gives value);
+// TestDecodeCanonical also checks that every canonical value of a record
+// without an integer beyond ±2^53 is proven.
+func DecodeCanonical(value string, d *Decision) (ok, canonical bool) {
+	decodeOnce.Do(compileDecode)
+	canonOnce.Do(compileCanonical)
+	if decodeErr != nil {
+		return false, false
+	}
+	dec := compactDecoder{s: value, canon: canonErr == nil && decodeProvable}
+	ok = decodeDecision(&dec, unsafe.Pointer(d)) && dec.i == len(dec.s)
+	return ok, ok && dec.canon
+}
+
 type compactDecoder struct {
 	s string
 	i int
 	// floats is where the *float64s of one record point: one allocation
 	// for a record's dozen, not one each.
 	floats []float64
+	// canon is DecodeCanonical's proof so far: true while every value read
+	// is written as the canonical encoder writes it. Once false (and always
+	// in DecodeCompact) nothing more is checked.
+	canon bool
 }
 
 // decodeFn reads one value into the Go value at p and reports whether it was
@@ -68,6 +111,10 @@ var (
 	decodeOnce     sync.Once
 	decodeDecision decodeFn
 	decodeErr      error
+	// decodeProvable: every struct's members, in the order they are looked
+	// for, are the canonical encoder's, named as it writes them (checked
+	// when compiling; without it DecodeCanonical proves nothing).
+	decodeProvable = true
 )
 
 func compileDecode() {
@@ -243,6 +290,11 @@ func compileDecodeStruct(t reflect.Type) decodeFn {
 			panic(fmt.Sprintf("field %s.%s: JSON name %q needs escapes", t, sf.Name, name))
 		}
 		ms = append(ms, decodeMember{name: name, key: `"` + name + `":`, off: sf.Offset, dec: compileDecodeType(sf.Type)})
+		var e canonEncoder // the name as the canonical encoder writes it
+		e.string(name)
+		if string(e.b)+":" != ms[len(ms)-1].key {
+			decodeProvable = false
+		}
 	}
 	if len(ms) > 64 {
 		panic(fmt.Sprintf("type %s has more than 64 members", t))
@@ -255,6 +307,9 @@ func compileDecodeStruct(t reflect.Type) decodeFn {
 			return false
 		}
 		if dec.byte('}') {
+			if len(ms) > 0 {
+				dec.canon = false // the encoder writes every member
+			}
 			return true
 		}
 		var seen uint64
@@ -267,6 +322,7 @@ func compileDecodeStruct(t reflect.Type) decodeFn {
 				k = next
 				dec.i += len(ms[k].key)
 			} else {
+				dec.canon = false // not the next member in canonical order
 				name, ok := dec.name()
 				if !ok || !dec.byte(':') {
 					return false
@@ -289,6 +345,9 @@ func compileDecodeStruct(t reflect.Type) decodeFn {
 			if dec.byte(',') {
 				continue
 			}
+			if next != len(ms) {
+				dec.canon = false // a member is missing
+			}
 			return dec.byte('}')
 		}
 	}
@@ -308,6 +367,7 @@ func decodeTime(dec *compactDecoder, p unsafe.Pointer) bool {
 		*(*Time)(p) = 0
 		return true
 	}
+	start := dec.i
 	s, ok := dec.string()
 	if !ok {
 		return false
@@ -316,7 +376,14 @@ func decodeTime(dec *compactDecoder, p unsafe.Pointer) bool {
 	if err != nil {
 		return false
 	}
-	*(*Time)(p) = TimeOf(v)
+	t := TimeOf(v)
+	*(*Time)(p) = t
+	if dec.canon {
+		// The encoder writes the layout between quotes, and the zero Time
+		// as null. The bytes as written are compared, not s.
+		var buf [32]byte
+		dec.canon = t != 0 && string(t.appendLayout(buf[:0])) == dec.s[start+1:dec.i-1]
+	}
 	return true
 }
 
@@ -406,7 +473,10 @@ func (dec *compactDecoder) unescape(start, esc int) (string, bool) {
 				return "", false
 			}
 			switch s[i+1] {
-			case '"', '\\', '/':
+			case '/':
+				dec.canon = false // the encoder writes '/' as it is
+				b = append(b, '/')
+			case '"', '\\':
 				b = append(b, s[i+1])
 			case 'b':
 				b = append(b, '\b')
@@ -425,6 +495,9 @@ func (dec *compactDecoder) unescape(start, esc int) (string, bool) {
 				v, err := strconv.ParseUint(s[i+2:i+6], 16, 16)
 				if err != nil || utf16.IsSurrogate(rune(v)) {
 					return "", false // surrogates: the general decoder's case
+				}
+				if dec.canon && !canonicalU(s[i+2:i+6], v) {
+					dec.canon = false
 				}
 				b = utf8.AppendRune(b, rune(v))
 				i += 6
@@ -502,6 +575,9 @@ func (dec *compactDecoder) int(bits int) (int64, bool) {
 		return 0, false
 	}
 	v, err := strconv.ParseInt(num, 10, bits)
+	if dec.canon && (v < -maxExact || v > maxExact) {
+		dec.canon = false // the encoder writes it as a double
+	}
 	return v, err == nil
 }
 
@@ -511,5 +587,23 @@ func (dec *compactDecoder) float() (float64, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(num, 64)
-	return f, err == nil
+	if err != nil {
+		return f, false
+	}
+	if dec.canon {
+		var buf [32]byte
+		dec.canon = string(appendFinite(buf[:0], f)) == num
+	}
+	return f, true
+}
+
+// canonicalU reports whether hex, the four digits of a \u escape of v, is
+// how the canonical encoder escapes v: only a control character that has no
+// short escape, in lower case.
+func canonicalU(hex string, v uint64) bool {
+	switch v {
+	case '\b', '\f', '\n', '\r', '\t':
+		return false
+	}
+	return v < 0x20 && hex[0] == '0' && hex[1] == '0' && hex[2] == hexDigits[v>>4] && hex[3] == hexDigits[v&0xf]
 }
