@@ -137,7 +137,15 @@ func TestStageOnKafka(t *testing.T) {
 	cfg := NewDefaultConfig()
 	cfg.Group = topics.Prefix + "enrich"
 	cfg.Sampling.Auto.Enabled = false
-	cfg.FailureGrace, cfg.LiteLLMWait, cfg.IdleAfter, cfg.TickInterval = time.Second, 2*time.Second, 500*time.Millisecond, 100*time.Millisecond
+	cfg.FailureGrace, cfg.LiteLLMWait, cfg.TickInterval = time.Second, 2*time.Second, 100*time.Millisecond
+	// idle_after is the default (5 s), not 500 ms: a topic whose first
+	// records a partition has not handled yet holds stream time back for at
+	// most idle_after, and every event here was received before enrich
+	// started, so a topic deemed idle lets stream time jump past every wait.
+	// On a loaded box one topic's records can be handled more than 500 ms
+	// after the other's, and requests would be emitted before their other
+	// events were read (then amended, unlike their goldens).
+	cfg.IdleAfter = DefaultIdleAfter
 	st, err := New(cfg, topic.Shared{Kafka: kcfg, Topics: topics}, Settings{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
