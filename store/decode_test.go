@@ -10,6 +10,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/internal/mutant"
 )
 
 // referenceDecodeDecision is DecodeDecision as it was before the compact
@@ -84,19 +85,7 @@ func TestDecodeDecisionMatchesReference(t *testing.T) {
 			rejected++
 		}
 		for range 10 {
-			m := bytes.Clone(v)
-			k := rng.IntN(len(m))
-			switch rng.IntN(4) {
-			case 0:
-				const alphabet = "{}[],:\"\\0123456789.eE+-ntfalsu \xff"
-				m[k] = alphabet[rng.IntN(len(alphabet))]
-			case 1:
-				m = append(m[:k], m[k+1:]...)
-			case 2:
-				m = append(m[:k+1], m[k:]...)
-			default:
-				m = m[:k]
-			}
+			m := mutant.Byte(rng, v)
 			if checkDecode(t, m) == nil {
 				read++
 			} else {

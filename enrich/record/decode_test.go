@@ -14,6 +14,8 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/auditline/auditline/internal/mutant"
 )
 
 // checkCompact is the differential check of DecodeCompact against the
@@ -165,19 +167,7 @@ func TestDecodeCompactMatchesV2(t *testing.T) {
 		}
 		// Mutants: one byte changed, removed or duplicated, or cut short.
 		for range 20 {
-			m := bytes.Clone(canon)
-			k := rng.IntN(len(m))
-			switch rng.IntN(4) {
-			case 0:
-				const alphabet = "{}[],:\"\\0123456789.eE+-ntfalsu \xff"
-				m[k] = alphabet[rng.IntN(len(alphabet))]
-			case 1:
-				m = append(m[:k], m[k+1:]...)
-			case 2:
-				m = append(m[:k+1], m[k:]...)
-			default:
-				m = m[:k]
-			}
+			m := mutant.Byte(rng, canon)
 			mutants++
 			if checkCompact(t, m) {
 				mutantsAccepted++

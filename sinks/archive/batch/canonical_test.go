@@ -11,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/auditline/auditline/enrich/record"
+	"github.com/auditline/auditline/internal/mutant"
 	"github.com/auditline/auditline/sinks/archive/archivetest"
 )
 
@@ -104,19 +105,7 @@ func TestCanonicalMatchesReference(t *testing.T) {
 			}
 		}
 		for range 10 {
-			m := bytes.Clone(v)
-			k := r.IntN(len(m))
-			switch r.IntN(4) {
-			case 0:
-				const alphabet = "{}[],:\"\\0123456789.eE+-ntfalsu \xff"
-				m[k] = alphabet[r.IntN(len(alphabet))]
-			case 1:
-				m = append(m[:k], m[k+1:]...)
-			case 2:
-				m = append(m[:k+1], m[k:]...)
-			default:
-				m = m[:k]
-			}
+			m := mutant.Byte(r, v)
 			check(m)
 		}
 	}
