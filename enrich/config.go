@@ -23,7 +23,7 @@ const (
 	DefaultWatermarkTimeout = 30 * time.Second
 	DefaultAmendWindow      = time.Hour
 	DefaultCacheBytes       = 64 << 20
-	DefaultMaxPending       = 50_000 // above what kafka.max_outstanding_bytes (24 MiB under the default memory.enrich_limit) lets pend: backpressure comes first
+	DefaultMaxPending       = 50_000 // above what kafka.max_outstanding_bytes (64 MiB) lets pend: backpressure comes first
 	DefaultBurstLookback    = 24 * time.Hour
 	DefaultTickInterval     = time.Second
 )

@@ -61,9 +61,7 @@ type Config struct {
 	// partition it reads. Every INSERT costs ClickHouse 18.16 a fixed
 	// ~0.5 CPU-s whatever its size (a part of ~500 files for
 	// decision_records' columns: bench/PROFILE.md, issue 17 sixth pass), so
-	// the bytes go to the batch, not to reading ahead. The binary uses at
-	// most a tenth of memory.stage_limit, the store's memory budget
-	// (internal/app, StoreConfig).
+	// the bytes go to the batch, not to reading ahead.
 	BatchBytes int `yaml:"batch_bytes"`
 	// Linger is how long a partial batch waits for more messages before it is
 	// inserted anyway: with the INSERT's own time, what the store adds to a

@@ -52,29 +52,25 @@ type OpsConfig struct {
 	Listen string `yaml:"listen"`
 }
 
-// MemoryConfig is the memory budget of a process: each stage's soft limit of
-// the Go runtime's memory, from which that stage's working sets are derived
-// (budget.go), so that what it holds fits well under the limit and the
-// collector does not run without pause.
+// MemoryConfig is the memory budget of a process.
 type MemoryConfig struct {
 	// StageLimit is the soft limit of the Go runtime's memory
 	// (runtime/debug.SetMemoryLimit) for each stage but enrich, in bytes; 0
 	// sets none. A process that runs several stages ('auditline all') gets
 	// the sum of theirs; a GOMEMLIMIT in the environment takes precedence.
 	// The sinks' own bounds (store.batch_bytes, archive.batch.max_bytes:
-	// their readers hold at most two batches) keep the live heap below
+	// their readers hold at most two batches) keep the live heap well below
 	// it; the limit makes the collector return garbage before the heap
 	// doubles, instead of letting RSS reach twice the live heap.
 	StageLimit int64 `yaml:"stage_limit"`
-	// EnrichLimit is enrich's memory budget per partition: the amendment
-	// cache (enrich.cache_bytes), the fetch (kafka.fetch_max_bytes) and the
-	// producer's buffer (kafka.max_buffer_bytes) each get at most an eighth
-	// of it, the pending requests and unread events of each input topic
-	// (kafka.max_outstanding_bytes) a third (the key, when lower; budget.go
-	// says why). The soft limit of a process running enrich is this times
-	// kafka.partitions (EnrichProcessLimit): one partition's budget when
-	// each process reads one partition, and never below what the bounds let
-	// a process hold. 0 sets no limit and leaves the keys alone.
+	// EnrichLimit is enrich's soft limit; 0 (the default) sets none, and
+	// then a process running enrich has no limit at all. Enrich's working
+	// set is sized by rate × waits (pending requests up to
+	// kafka.max_outstanding_bytes per partition, the amendment cache up to
+	// enrich.cache_bytes), not by a batch: a limit below it makes the
+	// collector run without pause, and a slowed join lets stream time move
+	// by the wall-clock rule for idle topics (docs/enrich.md). Set it only
+	// above those bounds.
 	EnrichLimit int64 `yaml:"enrich_limit"`
 }
 
@@ -83,13 +79,6 @@ type MemoryConfig struct {
 // included, and the store's near it (254–266 MB; bench/PROFILE.md, fifth
 // pass (memory), and BENCHMARKS.md).
 const DefaultStageLimit = 200 << 20
-
-// DefaultEnrichLimit is memory.enrich_limit's default: 24 MiB for enrich's
-// cache, fetch and producer buffer per partition, 64 MiB for each input
-// topic's pending requests (as before), and a peak RSS under 256 MB at the
-// benchmark's load with one partition per process, catch-up included
-// (bench/PROFILE.md, issue 17 seventh pass (memory)).
-const DefaultEnrichLimit = 192 << 20
 
 // MemoryLimit returns the soft memory limit for a process that runs the named
 // stages (every stage when none is named): the sum of their limits, or 0 for
@@ -102,7 +91,7 @@ func (c *Config) MemoryLimit(stages ...string) int64 {
 	for _, name := range stages {
 		l := c.Memory.StageLimit
 		if name == "enrich" {
-			l = c.EnrichProcessLimit()
+			l = c.Memory.EnrichLimit
 		}
 		if l <= 0 {
 			return 0
@@ -110,18 +99,6 @@ func (c *Config) MemoryLimit(stages ...string) int64 {
 		sum += l
 	}
 	return sum
-}
-
-// EnrichProcessLimit is the soft limit of a process running enrich:
-// memory.enrich_limit, a budget per partition as all of enrich's bounds are,
-// times kafka.partitions, the most partitions one process can be assigned.
-// It is never below the working set enrich's bounds let the process hold
-// (a limit below it makes the collector run without pause: the restart of
-// enrich's crash test, four partitions in one process, slowed tenfold under a
-// single partition's budget); with one partition per process it is the
-// partition's budget.
-func (c *Config) EnrichProcessLimit() int64 {
-	return c.Memory.EnrichLimit * int64(max(c.Kafka.Partitions, 1))
 }
 
 // NewDefaultConfig returns every section's defaults. Consumer groups are
@@ -132,7 +109,7 @@ func NewDefaultConfig() Config {
 		TopicPrefix: raw.DefaultTopics.Prefix,
 		Log:         LogConfig{Level: "info", Format: "text"},
 		Ops:         OpsConfig{Listen: "127.0.0.1:9464"},
-		Memory:      MemoryConfig{StageLimit: DefaultStageLimit, EnrichLimit: DefaultEnrichLimit},
+		Memory:      MemoryConfig{StageLimit: DefaultStageLimit},
 		Ingest:      ingest.NewDefaultConfig(),
 		Enrich:      enrich.NewDefaultConfig(),
 		Store:       store.NewDefaultConfig(),

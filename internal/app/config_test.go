@@ -10,7 +10,6 @@ import (
 
 	"github.com/auditline/auditline/enrich"
 	"github.com/auditline/auditline/enrich/fold"
-	"github.com/auditline/auditline/ingest/topic"
 )
 
 func TestEnrichConfig(t *testing.T) {
@@ -93,11 +92,10 @@ func TestDefaultGroups(t *testing.T) {
 	}
 }
 
-// TestMemoryLimit: memory.stage_limit is per stage the process runs,
-// memory.enrich_limit enrich's per partition (times kafka.partitions), a
-// process gets the sum, 0 is none (and then
-// neither has a process running that stage), the environment overrides both,
-// and a limit too small to run a stage is refused with its key.
+// TestMemoryLimit: memory.stage_limit is per stage the process runs, enrich
+// has none by default (and then neither has a process running it), 0 is
+// none, the environment overrides both, and a limit too small to run a
+// stage is refused with its key.
 func TestMemoryLimit(t *testing.T) {
 	cfg := NewDefaultConfig()
 	for _, tc := range []struct {
@@ -106,9 +104,9 @@ func TestMemoryLimit(t *testing.T) {
 	}{
 		{[]string{"store"}, DefaultStageLimit},
 		{[]string{"store", "archive"}, 2 * DefaultStageLimit},
-		{[]string{"enrich"}, topic.DefaultPartitions * DefaultEnrichLimit}, // per partition
-		{[]string{"ingest", "enrich"}, DefaultStageLimit + topic.DefaultPartitions*DefaultEnrichLimit},
-		{nil, int64(len(StageNames())-1)*DefaultStageLimit + topic.DefaultPartitions*DefaultEnrichLimit}, // every stage
+		{[]string{"enrich"}, 0},
+		{[]string{"ingest", "enrich"}, 0},
+		{nil, 0}, // every stage, enrich among them
 	} {
 		if got := cfg.MemoryLimit(tc.stages...); got != tc.want {
 			t.Errorf("%v: %d, want %d", tc.stages, got, tc.want)
@@ -122,11 +120,10 @@ func TestMemoryLimit(t *testing.T) {
 	}{
 		{[]string{"AUDITLINE_MEMORY_STAGE_LIMIT=0"}, []string{"store"}, 0, ""},
 		{[]string{"AUDITLINE_MEMORY_STAGE_LIMIT=104857600"}, []string{"store"}, 100 << 20, ""},
-		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=536870912"}, []string{"enrich", "store"}, topic.DefaultPartitions*512<<20 + DefaultStageLimit, ""},
-		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=536870912", "AUDITLINE_KAFKA_PARTITIONS=1"}, nil, 512<<20 + int64(len(StageNames())-1)*DefaultStageLimit, ""},
-		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=0"}, []string{"enrich", "store"}, 0, ""},
+		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=536870912"}, []string{"enrich", "store"}, 512<<20 + DefaultStageLimit, ""},
+		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=536870912"}, nil, 512<<20 + int64(len(StageNames())-1)*DefaultStageLimit, ""},
 		{[]string{"AUDITLINE_MEMORY_STAGE_LIMIT=1048576"}, []string{"store"}, 1 << 20, "memory.stage_limit"},
-		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=1048576"}, []string{"enrich"}, topic.DefaultPartitions << 20, "memory.enrich_limit"},
+		{[]string{"AUDITLINE_MEMORY_ENRICH_LIMIT=1048576"}, []string{"enrich"}, 1 << 20, "memory.enrich_limit"},
 	} {
 		c, err := Load("", tc.env)
 		if err != nil {

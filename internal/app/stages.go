@@ -115,14 +115,11 @@ func buildIngest(c *Config, set Settings) (Stage, error) {
 }
 
 func buildEnrich(c *Config, set Settings) (Stage, error) {
-	e, k := c.EnrichConfig()
-	shared := c.Shared()
-	shared.Kafka = k
-	return built(enrich.New(e, shared, enrich.Settings{Logger: set.Logger, Registry: set.Registry}))
+	return built(enrich.New(c.Enrich, c.Shared(), enrich.Settings{Logger: set.Logger, Registry: set.Registry}))
 }
 
 func buildStore(c *Config, set Settings) (Stage, error) {
-	return built(store.New(c.StoreConfig(), c.Shared(), store.Settings{Logger: set.Logger, Registry: set.Registry, Capture: c.Capture(), Pseudonyms: c.Pseudonyms()}))
+	return built(store.New(c.Store, c.Shared(), store.Settings{Logger: set.Logger, Registry: set.Registry, Capture: c.Capture(), Pseudonyms: c.Pseudonyms()}))
 }
 
 func buildArchive(c *Config, set Settings) (Stage, error) {
